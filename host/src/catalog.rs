@@ -1,0 +1,258 @@
+//! The product catalogue: filtered, sorted pages; detail; admin create and patch.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use utoipa::ToSchema;
+
+use crate::{
+    http::error::{ApiError, ApiResult},
+    paging::{Page, PageRequest},
+};
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_CATEGORY_CHARS: usize = 100;
+pub const MAX_PRICE: i64 = 1_000_000_000;
+pub const MAX_STOCK: i64 = 1_000_000_000;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    /// Unit list price in won.
+    pub price: i64,
+    pub stock: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, category, price, stock, created_at";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    #[default]
+    Newest,
+    PriceAsc,
+    PriceDesc,
+    Name,
+}
+
+impl Sort {
+    /// Each order ends on `id` so that equal keys never swap between pages;
+    /// every order has an index that serves it (see the migrations).
+    fn order_by(self) -> &'static str {
+        match self {
+            Sort::Newest => " order by created_at desc, id desc",
+            Sort::PriceAsc => " order by price asc, id asc",
+            Sort::PriceDesc => " order by price desc, id desc",
+            Sort::Name => " order by name asc, id asc",
+        }
+    }
+}
+
+/// A validated catalogue query.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub in_stock: Option<bool>,
+    pub sort: Sort,
+}
+
+impl Filter {
+    pub fn validate(self) -> ApiResult<Self> {
+        if let Some(name) = &self.name {
+            if name.chars().count() > MAX_NAME_CHARS {
+                return Err(ApiError::invalid(format!(
+                    "name must be at most {MAX_NAME_CHARS} characters"
+                )));
+            }
+        }
+        for (field, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if value.is_some_and(|price| price < 0) {
+                return Err(ApiError::invalid(format!("{field} must not be negative")));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
+            if min > max {
+                return Err(ApiError::invalid("min_price must not exceed max_price"));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Appends the `where` clause; every value is a bind parameter.
+    fn push_where<'a>(&'a self, sql: &mut QueryBuilder<'a, Postgres>) {
+        sql.push(" where true");
+        if let Some(name) = &self.name {
+            sql.push(" and name ilike ").push_bind(like_pattern(name));
+        }
+        if let Some(category) = &self.category {
+            sql.push(" and category = ").push_bind(category);
+        }
+        if let Some(min) = self.min_price {
+            sql.push(" and price >= ").push_bind(min);
+        }
+        if let Some(max) = self.max_price {
+            sql.push(" and price <= ").push_bind(max);
+        }
+        match self.in_stock {
+            Some(true) => sql.push(" and stock > 0"),
+            Some(false) => sql.push(" and stock = 0"),
+            None => sql,
+        };
+    }
+}
+
+/// `%text%` with the `ilike` wildcards in `text` escaped, so a search for
+/// "50%" finds "50%" and not everything that starts with "50".
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+pub async fn list(db: &PgPool, filter: &Filter, page: PageRequest) -> ApiResult<Page<Product>> {
+    let mut select = QueryBuilder::new(format!("select {COLUMNS} from products"));
+    filter.push_where(&mut select);
+    select.push(filter.sort.order_by());
+    select.push(" limit ").push_bind(page.limit());
+    select.push(" offset ").push_bind(page.offset());
+    let items = select.build_query_as::<Product>().fetch_all(db).await?;
+
+    // A short last page already tells the total; only count when it cannot.
+    let seen = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    let total = if (seen > 0 || page.page == 0) && seen < page.limit() {
+        page.offset() + seen
+    } else {
+        let mut count = QueryBuilder::new("select count(*) from products");
+        filter.push_where(&mut count);
+        count.build_query_scalar::<i64>().fetch_one(db).await?
+    };
+    Ok(page.with(items, total))
+}
+
+pub async fn find(db: &PgPool, id: i64) -> ApiResult<Product> {
+    sqlx::query_as(&format!("select {COLUMNS} from products where id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(ApiError::ProductNotFound(id))
+}
+
+/// A new product, as the admin API receives it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    pub name: String,
+    pub category: String,
+    pub price: i64,
+    pub stock: i64,
+}
+
+/// Changes to a product; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub price: Option<i64>,
+    pub stock: Option<i64>,
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> ApiResult<()> {
+    let length = value.trim().chars().count();
+    if length == 0 || length > max {
+        return Err(ApiError::invalid(format!(
+            "{field} must be 1-{max} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_range(field: &str, value: i64, max: i64) -> ApiResult<()> {
+    if !(0..=max).contains(&value) {
+        return Err(ApiError::invalid(format!("{field} must be 0-{max}")));
+    }
+    Ok(())
+}
+
+impl ProductPatch {
+    fn validate(&self) -> ApiResult<()> {
+        if let Some(name) = &self.name {
+            check_text("name", name, MAX_NAME_CHARS)?;
+        }
+        if let Some(category) = &self.category {
+            check_text("category", category, MAX_CATEGORY_CHARS)?;
+        }
+        if let Some(price) = self.price {
+            check_range("price", price, MAX_PRICE)?;
+        }
+        if let Some(stock) = self.stock {
+            check_range("stock", stock, MAX_STOCK)?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn create(db: &PgPool, new: NewProduct) -> ApiResult<Product> {
+    let patch = ProductPatch {
+        name: Some(new.name),
+        category: Some(new.category),
+        price: Some(new.price),
+        stock: Some(new.stock),
+    };
+    patch.validate()?;
+    let product = sqlx::query_as(&format!(
+        "insert into products (name, category, price, stock)
+         values ($1, $2, $3, $4)
+         returning {COLUMNS}"
+    ))
+    .bind(patch.name.as_deref().map(str::trim))
+    .bind(patch.category.as_deref().map(str::trim))
+    .bind(patch.price)
+    .bind(patch.stock.map(|s| s as i32))
+    .fetch_one(db)
+    .await?;
+    Ok(product)
+}
+
+pub async fn update(db: &PgPool, id: i64, patch: ProductPatch) -> ApiResult<Product> {
+    patch.validate()?;
+    if patch.name.is_none()
+        && patch.category.is_none()
+        && patch.price.is_none()
+        && patch.stock.is_none()
+    {
+        return Err(ApiError::invalid(
+            "give at least one of name, category, price, stock",
+        ));
+    }
+    sqlx::query_as(&format!(
+        "update products
+            set name = coalesce($2, name),
+                category = coalesce($3, category),
+                price = coalesce($4, price),
+                stock = coalesce($5, stock)
+          where id = $1
+      returning {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(patch.name.as_deref().map(str::trim))
+    .bind(patch.category.as_deref().map(str::trim))
+    .bind(patch.price)
+    .bind(patch.stock.map(|s| s as i32))
+    .fetch_optional(db)
+    .await?
+    .ok_or(ApiError::ProductNotFound(id))
+}

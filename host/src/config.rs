@@ -1,0 +1,68 @@
+//! Settings, read from the environment (and a `.env` file) as API.md lists them.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Args;
+
+/// Everything the server needs to start. Tests build one by hand; `commerce
+/// serve` reads it from the environment.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to serve on.
+    #[arg(long, env = "COMMERCE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL connection string; the database is created when missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/commerce"
+    )]
+    pub database_url: String,
+
+    /// Redis connection string.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key and stream, so several deployments share one Redis.
+    #[arg(long, env = "COMMERCE_REDIS_PREFIX", default_value = "commerce:")]
+    pub redis_prefix: String,
+
+    /// Which policy manifest to load: `plugins/environments/<env>.toml`.
+    #[arg(long = "env", env = "COMMERCE_ENV", default_value = "dev")]
+    pub environment: String,
+
+    /// Bearer token of the admin API. Without one the admin API is closed,
+    /// except in `dev`, where one is generated and printed.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// How long an order waits for payment, in seconds.
+    #[arg(long, env = "ORDER_TTL_SECONDS", default_value_t = 600)]
+    pub order_ttl_seconds: u64,
+
+    /// Most connections this process opens to PostgreSQL.
+    #[arg(long, env = "COMMERCE_DB_POOL_SIZE", default_value_t = 32)]
+    pub db_pool_size: u32,
+}
+
+impl Settings {
+    /// The settings `commerce serve` would use with no environment at all.
+    pub fn defaults() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        Only::parse_from(["commerce"]).settings
+    }
+
+    pub fn order_ttl(&self) -> Duration {
+        Duration::from_secs(self.order_ttl_seconds)
+    }
+
+    pub fn is_prod(&self) -> bool {
+        self.environment == "prod"
+    }
+}

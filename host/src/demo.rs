@@ -1,0 +1,134 @@
+//! Demo data for `commerce serve --demo`: a few users with points and about
+//! fifty products in several categories, loaded only into an empty database.
+
+use sqlx::PgPool;
+
+use crate::{catalog, points, users};
+
+const USERS: &[(&str, i64)] = &[("kim", 500_000), ("lee", 120_000), ("park", 30_000)];
+
+const CATALOGUE: &[(&str, &[&str], i64)] = &[
+    (
+        "electronics",
+        &[
+            "Wireless Earbuds",
+            "Mechanical Keyboard",
+            "USB-C Charger",
+            "Smart Watch",
+            "Bluetooth Speaker",
+            "Webcam HD",
+            "Portable SSD 1TB",
+            "Gaming Mouse",
+            "Noise Cancelling Headphones",
+            "E-book Reader",
+        ],
+        39_000,
+    ),
+    (
+        "books",
+        &[
+            "The Rust Book",
+            "Designing Data-Intensive Applications",
+            "Clean Architecture",
+            "The Pragmatic Programmer",
+            "Database Internals",
+            "Site Reliability Engineering",
+            "Refactoring",
+            "Working Effectively with Legacy Code",
+            "Domain-Driven Design",
+            "Release It!",
+        ],
+        18_000,
+    ),
+    (
+        "food",
+        &[
+            "Green Tea 100g",
+            "Kimchi 1kg",
+            "Instant Ramen 5-pack",
+            "Roasted Seaweed",
+            "Honey 500g",
+            "Coffee Beans 1kg",
+            "Rice 10kg",
+            "Dark Chocolate",
+            "Sesame Oil",
+            "Gochujang 500g",
+        ],
+        6_000,
+    ),
+    (
+        "fashion",
+        &[
+            "Cotton T-Shirt",
+            "Denim Jacket",
+            "Running Shoes",
+            "Wool Scarf",
+            "Leather Belt",
+            "Baseball Cap",
+            "Rain Coat",
+            "Hiking Socks",
+            "Linen Shirt",
+            "Canvas Tote Bag",
+        ],
+        25_000,
+    ),
+    (
+        "home",
+        &[
+            "Ceramic Mug",
+            "Desk Lamp",
+            "Bamboo Cutting Board",
+            "Cast Iron Pan",
+            "Throw Blanket",
+            "Air Purifier Filter",
+            "Glass Storage Set",
+            "Wall Clock",
+            "Scented Candle",
+            "Door Mat",
+        ],
+        15_000,
+    ),
+];
+
+/// Loads the demo data unless the database already has users or products.
+pub async fn load_if_empty(db: &PgPool) -> anyhow::Result<()> {
+    let empty: bool = sqlx::query_scalar(
+        "select not exists (select 1 from users) and not exists (select 1 from products)",
+    )
+    .fetch_one(db)
+    .await?;
+    if !empty {
+        tracing::info!("the database has data; demo data not loaded");
+        return Ok(());
+    }
+    for (name, points) in USERS {
+        let user = users::create(db, name).await?;
+        points::charge(
+            db,
+            user.id,
+            (*points).min(*points::CHARGE_RANGE.end()),
+            None,
+        )
+        .await?;
+    }
+    let mut loaded = 0;
+    for (category, names, base_price) in CATALOGUE {
+        for (i, name) in names.iter().enumerate() {
+            let step = i64::try_from(i).unwrap_or(0);
+            catalog::create(
+                db,
+                catalog::NewProduct {
+                    name: (*name).to_owned(),
+                    category: (*category).to_owned(),
+                    price: base_price + step * 1_500,
+                    // A sold-out product in every category shows the in_stock filter.
+                    stock: if i == 3 { 0 } else { 20 + step * 10 },
+                },
+            )
+            .await?;
+            loaded += 1;
+        }
+    }
+    tracing::info!(users = USERS.len(), products = loaded, "loaded demo data");
+    Ok(())
+}

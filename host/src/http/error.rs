@@ -1,0 +1,177 @@
+//! The one error type of the HTTP layer, rendered as RFC 9457 problem+json.
+//!
+//! Each variant carries its status and the stable `code` of API.md. Internal
+//! errors are logged with their whole chain and answered with an opaque body.
+
+use axum::{
+    Json,
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidAmount(String),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("a valid admin bearer token is required")]
+    Unauthorized,
+    #[error("user {0} does not exist")]
+    UserNotFound(i64),
+    #[error("product {0} does not exist")]
+    ProductNotFound(i64),
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("another update of the same wallet won the race; retry")]
+    ConcurrentUpdate,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still running")]
+    IdempotencyKeyInProgress,
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            InvalidRequest(_) | InvalidAmount(_) => StatusCode::BAD_REQUEST,
+            PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            UserNotFound(_) | ProductNotFound(_) | RouteNotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ConcurrentUpdate | IdempotencyKeyInProgress => StatusCode::CONFLICT,
+            IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            InvalidRequest(_) => "INVALID_REQUEST",
+            InvalidAmount(_) => "INVALID_AMOUNT",
+            PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Unauthorized => "UNAUTHORIZED",
+            UserNotFound(_) => "USER_NOT_FOUND",
+            ProductNotFound(_) => "PRODUCT_NOT_FOUND",
+            RouteNotFound(_) => "NOT_FOUND",
+            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ConcurrentUpdate => "CONCURRENT_UPDATE",
+            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
+            ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
+            Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Context members beside the standard ones (e.g. `product_ids`).
+    fn extensions(&self) -> Map<String, Value> {
+        Map::new()
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::InvalidRequest(detail.into())
+    }
+
+    /// Maps a database error to what the client should see: pool exhaustion and
+    /// lost connections are a 503 to retry, everything else is internal.
+    pub fn from_db(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::ServiceUnavailable("the database is unavailable; retry shortly".into())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::from_db(err)
+    }
+}
+
+/// An RFC 9457 problem document as this API sends it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `OUT_OF_STOCK`.
+    pub code: String,
+    /// Context members such as `product_ids` or `violations`.
+    #[serde(flatten)]
+    #[schema(additional_properties)]
+    pub extensions: Map<String, Value>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            ApiError::Internal(err) => {
+                tracing::error!(error = ?err, "request failed");
+                "the server could not complete the request".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let code = self.code();
+        let problem = Problem {
+            kind: format!("/problems/{}", code.to_lowercase().replace('_', "-")),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            extensions: self.extensions(),
+        };
+        let mut response = (status, Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge {
+                limit: super::JSON_BODY_LIMIT,
+            };
+        }
+        Self::InvalidRequest(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::InvalidRequest(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::InvalidRequest(rejection.body_text())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,92 @@
+//! The HTTP surface: one router module per resource, the problem+json error
+//! type, extractors, and the middleware every request passes through.
+
+pub mod error;
+pub mod extract;
+mod metrics;
+mod ops;
+mod points;
+mod products;
+mod users;
+
+use std::any::Any;
+
+use axum::{Router, extract::DefaultBodyLimit, http::Uri, response::IntoResponse};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// Largest JSON request body.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "commerce",
+        description = "A commerce backend whose business policy runs as WebAssembly components."
+    ),
+    modifiers(&AdminAuth),
+    components(schemas(error::Problem)),
+    tags(
+        (name = "users", description = "Users and their points"),
+        (name = "products", description = "The product catalogue"),
+        (name = "admin", description = "Operator endpoints; bearer token required"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the admin bearer token in the document.
+struct AdminAuth;
+
+impl Modify for AdminAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The documented API, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(users::routes())
+        .merge(points::routes())
+        .merge(products::routes())
+        .merge(ops::routes())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_routes().split_for_parts();
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|uri: Uri| async move { ApiError::RouteNotFound(uri.path().to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(metrics::record))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// A panicking handler answers an opaque 500 problem; the server keeps serving.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> axum::response::Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}

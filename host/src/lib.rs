@@ -1,0 +1,21 @@
+//! `commerce`: a commerce backend whose business policy runs as WebAssembly
+//! components. The binary is a thin wrapper around [`cli::run`]; tests build
+//! an [`Application`] directly.
+
+pub mod application;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod http;
+pub mod idempotency;
+pub mod paging;
+pub mod points;
+pub mod seed;
+pub mod state;
+pub mod telemetry;
+pub mod users;
+
+pub use application::Application;
+pub use config::Settings;

@@ -1,0 +1,34 @@
+//! What every request handler can reach.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+use crate::config::Settings;
+
+/// Shared, cheaply clonable handles to the process's resources.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: Redis,
+    /// `None` closes the admin API.
+    pub admin_token: Option<Arc<str>>,
+    pub metrics: PrometheusHandle,
+    pub settings: Arc<Settings>,
+}
+
+/// A Redis connection and the prefix every key of this deployment carries.
+#[derive(Clone)]
+pub struct Redis {
+    pub conn: ConnectionManager,
+    pub prefix: Arc<str>,
+}
+
+impl Redis {
+    /// The full name of one of this deployment's keys.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+}

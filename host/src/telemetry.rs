@@ -1,0 +1,43 @@
+//! Logs and metrics.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (tests start many applications) keeps the first subscriber.
+    let _ = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Latency buckets in seconds: fine below 10 ms, where this server lives.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The process-wide Prometheus recorder. Metrics are per process, so every
+/// application in one process (as in tests) shares it.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .expect("the latency buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only when another recorder was installed first, in which
+            // case this handle renders nothing but the server still works.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

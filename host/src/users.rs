@@ -1,0 +1,61 @@
+//! Users: created with an empty point wallet.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+
+use crate::http::error::{ApiError, ApiResult};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// Creates a user and its wallet in one transaction.
+pub async fn create(db: &PgPool, name: &str) -> ApiResult<User> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::invalid(format!(
+            "name must be 1-{MAX_NAME_CHARS} characters"
+        )));
+    }
+    let mut tx = db.begin().await?;
+    let user: User =
+        sqlx::query_as("insert into users (name) values ($1) returning id, name, created_at")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query("insert into point_wallets (user_id) values ($1)")
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+pub async fn find(db: &PgPool, id: i64) -> ApiResult<User> {
+    sqlx::query_as("select id, name, created_at from users where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(ApiError::UserNotFound(id))
+}
+
+/// Fails with `USER_NOT_FOUND` unless the user exists.
+pub async fn ensure_exists(conn: &mut PgConnection, id: i64) -> ApiResult<()> {
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from users where id = $1)")
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::UserNotFound(id))
+    }
+}

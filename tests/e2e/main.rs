@@ -1,0 +1,8 @@
+//! End-to-end tests: the real server against real PostgreSQL and Redis.
+//! Run with `cargo test --release --workspace`.
+
+mod bad_input;
+mod idempotency;
+mod operations;
+mod points;
+mod products;

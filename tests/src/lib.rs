@@ -1,0 +1,235 @@
+//! The end-to-end test harness: real `commerce` servers on port 0, each test
+//! with a fresh PostgreSQL database and its own Redis key prefix.
+
+pub mod api;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use commerce::{Application, Settings};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::Notify;
+
+pub use api::*;
+
+/// Server without the database name; `TEST_DATABASE_URL` overrides it.
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Several server instances sharing one fresh database and one Redis prefix:
+/// one deployment, as in production.
+pub struct Deployment {
+    pub instances: Vec<Instance>,
+    /// A direct connection pool, for assertions on the stored state.
+    pub db: PgPool,
+    pub redis_prefix: String,
+    database: String,
+    stop: Arc<Notify>,
+}
+
+/// One running server.
+#[derive(Clone)]
+pub struct Instance {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Deployment {
+    /// One instance on a fresh database.
+    pub async fn start() -> Self {
+        Self::start_many(1).await
+    }
+
+    /// `count` instances on one fresh database.
+    pub async fn start_many(count: usize) -> Self {
+        Self::start_with(count, |_| {}).await
+    }
+
+    /// `count` instances whose settings `adjust` may change first.
+    pub async fn start_with(count: usize, adjust: impl Fn(&mut Settings)) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("commerce_test_{id}");
+        let redis_prefix = format!("test:{id}:");
+        let stop = Arc::new(Notify::new());
+        let mut instances = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut settings = Settings::defaults();
+            settings.listen = "127.0.0.1:0".parse().expect("a socket address");
+            settings.database_url = format!("{}/{database}", server_url());
+            settings.redis_url = redis_url();
+            settings.redis_prefix = redis_prefix.clone();
+            settings.environment = "test".to_owned();
+            settings.admin_token = Some(ADMIN_TOKEN.to_owned());
+            settings.db_pool_size = 16;
+            adjust(&mut settings);
+            let app = Application::build(settings)
+                .await
+                .expect("the application starts");
+            let base = format!("http://{}", app.local_addr());
+            let stop = stop.clone();
+            tokio::spawn(app.run_until(async move { stop.notified().await }));
+            instances.push(Instance {
+                base,
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .pool_max_idle_per_host(256)
+                    .build()
+                    .expect("an HTTP client"),
+            });
+        }
+        let db = PgPool::connect(&format!("{}/{database}", server_url()))
+            .await
+            .expect("the test database accepts connections");
+        Self {
+            instances,
+            db,
+            redis_prefix,
+            database,
+            stop,
+        }
+    }
+
+    /// The first instance.
+    pub fn app(&self) -> &Instance {
+        &self.instances[0]
+    }
+
+    /// Instance `n % count`, to spread requests over all of them.
+    pub fn instance(&self, n: usize) -> &Instance {
+        &self.instances[n % self.instances.len()]
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        self.stop.notify_waiters();
+        let database = self.database.clone();
+        let prefix = self.redis_prefix.clone();
+        // Drop runs inside the test's runtime, which must not block on async
+        // work; a short-lived thread with its own runtime does the cleanup.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a cleanup runtime");
+            runtime.block_on(async move {
+                if let Ok(mut conn) =
+                    PgConnection::connect(&format!("{}/postgres", server_url())).await
+                {
+                    let _ =
+                        sqlx::query(&format!("drop database if exists {database} with (force)"))
+                            .execute(&mut conn)
+                            .await;
+                }
+                if let Ok(client) = redis::Client::open(redis_url()) {
+                    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                        let keys: Vec<String> = redis::cmd("KEYS")
+                            .arg(format!("{prefix}*"))
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap_or_default();
+                        if !keys.is_empty() {
+                            let _: Result<(), _> =
+                                redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+                        }
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+impl Instance {
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.request(Method::POST, path)
+    }
+
+    pub fn patch(&self, path: &str) -> RequestBuilder {
+        self.request(Method::PATCH, path)
+    }
+
+    /// An admin request with the test deployment's bearer token.
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path).bearer_auth(ADMIN_TOKEN)
+    }
+}
+
+/// Sends and reads the answer's status and JSON body (`Null` when empty).
+pub async fn send(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("the server answers");
+    read(response).await
+}
+
+pub async fn read(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let bytes = response.bytes().await.expect("a complete body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, body)
+}
+
+/// Sends, checks the status and decodes the body as `T`.
+pub async fn expect<T: DeserializeOwned>(request: RequestBuilder, status: StatusCode) -> T {
+    let (got, body) = send(request).await;
+    assert_eq!(got, status, "unexpected answer: {body}");
+    serde_json::from_value(body.clone())
+        .unwrap_or_else(|err| panic!("the body does not decode ({err}): {body}"))
+}
+
+/// Checks that a response is a problem+json document with this status and code.
+pub async fn expect_problem(request: RequestBuilder, status: StatusCode, code: &str) -> Value {
+    let response = request.send().await.expect("the server answers");
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (got, body) = read(response).await;
+    assert_eq!(got, status, "unexpected answer: {body}");
+    assert_eq!(content_type, "application/problem+json", "body: {body}");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status.as_u16(), "body: {body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "body: {body}"
+    );
+    body
+}
+
+/// Runs `count` tasks at once and collects their results in order.
+pub async fn concurrently<T, F>(count: usize, task: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = (0..count).map(|n| tokio::spawn(task(n))).collect();
+    let mut results = Vec::with_capacity(count);
+    for handle in handles {
+        results.push(handle.await.expect("a task completes"));
+    }
+    results
+}
