@@ -64,22 +64,22 @@ pub struct Filter {
 
 impl Filter {
     pub fn validate(self) -> ApiResult<Self> {
-        if let Some(name) = &self.name {
-            if name.chars().count() > MAX_NAME_CHARS {
-                return Err(ApiError::invalid(format!(
-                    "name must be at most {MAX_NAME_CHARS} characters"
-                )));
-            }
+        if let Some(name) = &self.name
+            && name.chars().count() > MAX_NAME_CHARS
+        {
+            return Err(ApiError::invalid(format!(
+                "name must be at most {MAX_NAME_CHARS} characters"
+            )));
         }
         for (field, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
             if value.is_some_and(|price| price < 0) {
                 return Err(ApiError::invalid(format!("{field} must not be negative")));
             }
         }
-        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
-            if min > max {
-                return Err(ApiError::invalid("min_price must not exceed max_price"));
-            }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price)
+            && min > max
+        {
+            return Err(ApiError::invalid("min_price must not exceed max_price"));
         }
         Ok(self)
     }

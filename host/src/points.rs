@@ -86,10 +86,10 @@ pub async fn charge(
     }
     for attempt in 1..=ATTEMPTS {
         let mut tx = db.begin().await?;
-        if let Some(key) = key {
-            if let Some(stored) = idempotency::claim(&mut tx, key).await? {
-                return Ok(Outcome::Replayed(stored));
-            }
+        if let Some(key) = key
+            && let Some(stored) = idempotency::claim(&mut tx, key).await?
+        {
+            return Ok(Outcome::Replayed(stored));
         }
         let wallet = read_wallet(&mut tx, user_id).await?;
         let balance = wallet.balance + amount;
