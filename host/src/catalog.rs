@@ -256,3 +256,26 @@ pub async fn update(db: &PgPool, id: i64, patch: ProductPatch) -> ApiResult<Prod
     .await?
     .ok_or(ApiError::ProductNotFound(id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_match_wildcards_literally() {
+        assert_eq!(like_pattern("tea"), "%tea%");
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn a_price_range_must_be_ordered_and_not_negative() {
+        let range = |min, max| Filter {
+            min_price: min,
+            max_price: max,
+            ..Filter::default()
+        };
+        assert!(range(Some(10), Some(10)).validate().is_ok());
+        assert!(range(Some(11), Some(10)).validate().is_err());
+        assert!(range(Some(-1), None).validate().is_err());
+    }
+}

@@ -70,3 +70,32 @@ pub struct Page<T> {
     pub size: u32,
     pub total: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(page: Option<u32>, size: Option<u32>) -> PageQuery {
+        PageQuery { page, size }
+    }
+
+    #[test]
+    fn defaults_to_the_first_page_of_twenty() {
+        let page = query(None, None).validate().expect("valid");
+        assert_eq!((page.page, page.size, page.offset()), (0, 20, 0));
+    }
+
+    #[test]
+    fn size_is_bounded_and_offset_follows_page() {
+        assert!(query(None, Some(0)).validate().is_err());
+        assert!(query(None, Some(101)).validate().is_err());
+        assert!(query(Some(MAX_PAGE + 1), None).validate().is_err());
+        assert_eq!(
+            query(Some(3), Some(100))
+                .validate()
+                .expect("valid")
+                .offset(),
+            300
+        );
+    }
+}

@@ -114,15 +114,14 @@ impl IdempotencyKey {
         };
         let bytes = value.as_bytes();
         let visible = bytes.iter().all(|b| (0x21..=0x7e).contains(b));
-        if bytes.is_empty() || bytes.len() > 255 || !visible {
-            return Err(ApiError::invalid(
+        match value.to_str() {
+            Ok(key) if visible && (1..=255).contains(&bytes.len()) => {
+                Ok(Self(Some(key.to_owned())))
+            }
+            _ => Err(ApiError::invalid(
                 "Idempotency-Key must be 1-255 visible ASCII characters",
-            ));
+            )),
         }
-        let key = String::from_utf8(bytes.to_vec()).map_err(|_| {
-            ApiError::invalid("Idempotency-Key must be 1-255 visible ASCII characters")
-        })?;
-        Ok(Self(Some(key)))
     }
 }
 
@@ -131,5 +130,34 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Self::parse(&parts.headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_positive() {
+        assert_eq!(serde_json::from_str::<Id>("7").ok(), Some(Id(7)));
+        assert!(serde_json::from_str::<Id>("0").is_err());
+        assert!(serde_json::from_str::<Id>("-3").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii_up_to_255() {
+        let parse = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                IdempotencyKey::HEADER,
+                value.parse().expect("a header value"),
+            );
+            IdempotencyKey::parse(&headers).map(|key| key.0)
+        };
+        assert_eq!(parse("abc-123").ok().flatten().as_deref(), Some("abc-123"));
+        assert!(parse(&"k".repeat(255)).is_ok());
+        assert!(parse(&"k".repeat(256)).is_err());
+        assert!(parse("a b").is_err());
+        assert!(parse("").is_err());
     }
 }
