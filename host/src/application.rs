@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Settings,
     db, http, idempotency,
+    policy::service::PolicyService,
     state::{AppState, Redis},
     telemetry,
 };
@@ -27,6 +28,8 @@ impl Application {
         let admin_token = admin_token(&settings)?;
         let db = db::prepare(&settings.database_url, settings.db_pool_size).await?;
         let redis = connect_redis(&settings).await?;
+        let settings = Arc::new(settings);
+        let policies = PolicyService::start(db.clone(), settings.clone()).await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -35,7 +38,8 @@ impl Application {
             redis,
             admin_token,
             metrics: telemetry::metrics_handle(),
-            settings: Arc::new(settings),
+            policies,
+            settings,
         };
         Ok(Self { listener, state })
     }
@@ -71,6 +75,7 @@ impl Application {
             state.db.clone(),
             jobs.child_token(),
         ));
+        tokio::spawn(state.policies.clone().follow(jobs.child_token()));
         tracing::info!(address = %listener.local_addr()?, environment = %state.settings.environment, "serving");
         let result = axum::serve(listener, http::router(state))
             .with_graceful_shutdown(stop)

@@ -1,10 +1,18 @@
 //! The `commerce` command line.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{Application, config::Settings, db, demo, seed, telemetry};
+use crate::{
+    Application,
+    config::Settings,
+    db, demo,
+    policy::{Slot, runner},
+    seed, telemetry,
+};
 
 /// A commerce backend whose business policy runs as WebAssembly components.
 ///
@@ -24,6 +32,33 @@ enum Command {
     Serve(Serve),
     /// Load synthetic products quickly, for benchmarks.
     Seed(Seed),
+    /// Work with policy components locally, as the server would run them.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Run a component on an input: prints the output, fuel used, wall time and logs.
+    Run {
+        /// The component, e.g. target/plugins/pricing-bulk.wasm.
+        component: PathBuf,
+        /// The slot it fills: pricing, coupon or order_rules.
+        #[arg(long)]
+        slot: Slot,
+        /// A case file ({"slot", "call", "input", "expected"}) or a bare input.
+        #[arg(long)]
+        input: PathBuf,
+        /// The function to call; defaults to the case's, or the slot's first.
+        #[arg(long)]
+        call: Option<String>,
+    },
+    /// Say whether a component implements a slot's world, and why not.
+    Check {
+        component: PathBuf,
+        #[arg(long)]
+        slot: Slot,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +101,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Some(Command::Serve(serve)) => run_server(serve).await,
             None => run_server(cli.serve).await,
+            Some(Command::Policy(command)) => run_policy(command),
             Some(Command::Seed(seed)) => {
                 let db = db::prepare(&seed.database_url, 4).await?;
                 seed::products(&db, seed.products).await
@@ -87,4 +123,60 @@ async fn run_server(serve: Serve) -> anyhow::Result<()> {
         demo::load_if_empty(&app.state().db).await?;
     }
     app.run_until_stopped().await
+}
+
+fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check { component, slot } => {
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            runner::check(&bytes, slot)?;
+            println!("{} implements the {slot} slot", component.display());
+            Ok(())
+        }
+        PolicyCommand::Run {
+            component,
+            slot,
+            input,
+            call,
+        } => {
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            let text = std::fs::read_to_string(&input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", input.display()))?;
+            // A case file wraps the input; a bare input is the record itself.
+            let case: Option<runner::Case> = serde_json::from_value(json.clone()).ok();
+            let (function, input, expected) = match case {
+                Some(case) => (call.unwrap_or(case.call), case.input, case.expected),
+                None => (
+                    call.unwrap_or_else(|| runner::functions(slot)[0].to_owned()),
+                    json,
+                    None,
+                ),
+            };
+            let run = runner::run(&bytes, slot, &function, &input)?;
+            println!("{}", serde_json::to_string_pretty(&run.output)?);
+            println!(
+                "fuel: {} instructions, time: {:.3} ms",
+                run.report.fuel,
+                run.report.elapsed.as_secs_f64() * 1000.0
+            );
+            for (level, message) in &run.report.logs {
+                println!("log {level:?}: {message}");
+            }
+            match expected {
+                Some(expected) if expected == run.output => {
+                    println!("matches the expected output");
+                    Ok(())
+                }
+                Some(expected) => anyhow::bail!(
+                    "differs from the expected output:\n{}",
+                    serde_json::to_string_pretty(&expected)?
+                ),
+                None => Ok(()),
+            }
+        }
+    }
 }

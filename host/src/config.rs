@@ -1,6 +1,6 @@
 //! Settings, read from the environment (and a `.env` file) as API.md lists them.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
@@ -31,6 +31,18 @@ pub struct Settings {
     /// Which policy manifest to load: `plugins/environments/<env>.toml`.
     #[arg(long = "env", env = "COMMERCE_ENV", default_value = "dev")]
     pub environment: String,
+
+    /// Folder of the per-environment policy manifests.
+    #[arg(
+        long,
+        env = "COMMERCE_MANIFEST_DIR",
+        default_value = "plugins/environments"
+    )]
+    pub manifest_dir: PathBuf,
+
+    /// Folder of the built components that manifests name.
+    #[arg(long, env = "COMMERCE_COMPONENT_DIR", default_value = "target/plugins")]
+    pub component_dir: PathBuf,
 
     /// Bearer token of the admin API. Without one the admin API is closed,
     /// except in `dev`, where one is generated and printed.

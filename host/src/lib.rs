@@ -12,6 +12,8 @@ pub mod http;
 pub mod idempotency;
 pub mod paging;
 pub mod points;
+pub mod policy;
+pub mod quote;
 pub mod seed;
 pub mod state;
 pub mod telemetry;

@@ -6,7 +6,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
-use crate::config::Settings;
+use crate::{config::Settings, policy::service::PolicyService};
 
 /// Shared, cheaply clonable handles to the process's resources.
 #[derive(Clone)]
@@ -16,6 +16,7 @@ pub struct AppState {
     /// `None` closes the admin API.
     pub admin_token: Option<Arc<str>>,
     pub metrics: PrometheusHandle,
+    pub policies: Arc<PolicyService>,
     pub settings: Arc<Settings>,
 }
 

@@ -39,6 +39,18 @@ pub enum ApiError {
     IdempotencyKeyInProgress,
     #[error("{0}")]
     ServiceUnavailable(String),
+    #[error("{0}")]
+    PolicyUnavailable(String),
+    #[error("{0}")]
+    InvalidComponent(String),
+    #[error("{0}")]
+    UnknownSlot(String),
+    #[error("the {0} slot has no version before the active one")]
+    NoPreviousVersion(crate::policy::Slot),
+    #[error("{0}")]
+    InvalidManifest(String),
+    #[error("the order rules refused the order")]
+    OrderRejected(Vec<crate::quote::RuleViolation>),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -47,14 +59,20 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidRequest(_) | InvalidAmount(_) => StatusCode::BAD_REQUEST,
+            InvalidRequest(_) | InvalidAmount(_) | InvalidComponent(_) | InvalidManifest(_) => {
+                StatusCode::BAD_REQUEST
+            }
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthorized => StatusCode::UNAUTHORIZED,
-            UserNotFound(_) | ProductNotFound(_) | RouteNotFound(_) => StatusCode::NOT_FOUND,
+            UserNotFound(_) | ProductNotFound(_) | RouteNotFound(_) | UnknownSlot(_) => {
+                StatusCode::NOT_FOUND
+            }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ConcurrentUpdate | IdempotencyKeyInProgress => StatusCode::CONFLICT,
-            IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ConcurrentUpdate | IdempotencyKeyInProgress | NoPreviousVersion(_) => {
+                StatusCode::CONFLICT
+            }
+            IdempotencyKeyReused | OrderRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceUnavailable(_) | PolicyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,13 +93,26 @@ impl ApiError {
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
+            PolicyUnavailable(_) => "POLICY_UNAVAILABLE",
+            InvalidComponent(_) => "INVALID_COMPONENT",
+            UnknownSlot(_) => "UNKNOWN_SLOT",
+            NoPreviousVersion(_) => "NO_PREVIOUS_VERSION",
+            InvalidManifest(_) => "INVALID_MANIFEST",
+            OrderRejected(_) => "ORDER_REJECTED",
             Internal(_) => "INTERNAL",
         }
     }
 
     /// Context members beside the standard ones (e.g. `product_ids`).
     fn extensions(&self) -> Map<String, Value> {
-        Map::new()
+        let mut members = Map::new();
+        if let ApiError::OrderRejected(violations) = self {
+            members.insert(
+                "violations".into(),
+                serde_json::to_value(violations).unwrap_or_default(),
+            );
+        }
+        members
     }
 
     pub fn invalid(detail: impl Into<String>) -> Self {
@@ -96,6 +127,17 @@ impl ApiError {
                 Self::ServiceUnavailable("the database is unavailable; retry shortly".into())
             }
             other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::policy::PolicyError> for ApiError {
+    fn from(err: crate::policy::PolicyError) -> Self {
+        use crate::policy::PolicyError;
+        match err {
+            PolicyError::Unavailable { .. } => Self::PolicyUnavailable(err.to_string()),
+            PolicyError::InvalidComponent(reason) => Self::InvalidComponent(reason),
+            PolicyError::UnknownSlot(_) => Self::UnknownSlot(err.to_string()),
         }
     }
 }

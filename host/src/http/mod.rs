@@ -6,7 +6,9 @@ pub mod extract;
 mod metrics;
 mod ops;
 mod points;
+mod policies;
 mod products;
+mod quotes;
 mod users;
 
 use std::any::Any;
@@ -37,6 +39,7 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
     tags(
         (name = "users", description = "Users and their points"),
         (name = "products", description = "The product catalogue"),
+        (name = "orders", description = "Quotes, orders and payments"),
         (name = "admin", description = "Operator endpoints; bearer token required"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -66,6 +69,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(points::routes())
         .merge(products::routes())
+        .merge(policies::routes())
+        .merge(quotes::routes())
         .merge(ops::routes())
 }
 

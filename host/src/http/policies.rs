@@ -1,0 +1,130 @@
+//! `/api/v1/admin/policies`: what serves each slot, swaps, rollbacks, reloads.
+
+use axum::{body::Bytes, extract::DefaultBodyLimit, extract::State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{
+    router::{OpenApiRouter, UtoipaMethodRouterExt},
+    routes,
+};
+
+use super::{
+    error::{ApiError, ApiResult, Problem},
+    extract::{Admin, Json, Path},
+};
+use crate::{
+    policy::{Slot, loaded::PolicyInfo},
+    state::AppState,
+};
+
+/// Largest component accepted on upload.
+pub const COMPONENT_LIMIT: usize = 16 * 1024 * 1024;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_policies))
+        .routes(routes!(upload_policy).layer(DefaultBodyLimit::max(COMPONENT_LIMIT)))
+        .routes(routes!(rollback_policy))
+        .routes(routes!(reload_policies))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyList {
+    environment: String,
+    slots: Vec<PolicyInfo>,
+}
+
+fn list(state: &AppState) -> PolicyList {
+    let registry = &state.policies.registry;
+    PolicyList {
+        environment: registry.environment.clone(),
+        slots: Slot::ALL
+            .into_iter()
+            .map(|slot| registry.active(slot).info.clone())
+            .collect(),
+    }
+}
+
+fn parse_slot(slot: &str) -> ApiResult<Slot> {
+    Ok(slot.parse::<Slot>()?)
+}
+
+/// The active policy of every slot.
+#[utoipa::path(get, path = "/api/v1/admin/policies", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = PolicyList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_policies(_: Admin, State(state): State<AppState>) -> Json<PolicyList> {
+    Json(list(&state))
+}
+
+/// Swap a slot's component, for every instance of the deployment. The bytes
+/// are checked against the slot's world before anything changes; requests
+/// already running finish on the old version.
+#[utoipa::path(put, path = "/api/v1/admin/policies/{slot}", tag = "admin",
+    security(("admin_token" = [])),
+    params(("slot" = Slot, Path)),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses(
+        (status = 200, body = PolicyInfo),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
+    ))]
+async fn upload_policy(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(slot): Path<String>,
+    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<PolicyInfo>> {
+    let slot = parse_slot(&slot)?;
+    let bytes = bytes.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: COMPONENT_LIMIT,
+            }
+        } else {
+            ApiError::invalid(rejection.body_text())
+        }
+    })?;
+    if bytes.is_empty() {
+        return Err(ApiError::InvalidComponent(
+            "the body is empty; send the component's bytes".into(),
+        ));
+    }
+    Ok(Json(state.policies.upload(slot, bytes.to_vec()).await?))
+}
+
+/// Return a slot to the version before the active one.
+#[utoipa::path(post, path = "/api/v1/admin/policies/{slot}/rollback", tag = "admin",
+    security(("admin_token" = [])),
+    params(("slot" = Slot, Path)),
+    responses(
+        (status = 200, body = PolicyInfo),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "NO_PREVIOUS_VERSION"),
+    ))]
+async fn rollback_policy(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(slot): Path<String>,
+) -> ApiResult<Json<PolicyInfo>> {
+    let slot = parse_slot(&slot)?;
+    Ok(Json(state.policies.rollback(slot).await?))
+}
+
+/// Read the environment's manifest again and swap the slots that changed.
+#[utoipa::path(post, path = "/api/v1/admin/policies/reload", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = PolicyList),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_MANIFEST; the running policies stay"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn reload_policies(_: Admin, State(state): State<AppState>) -> ApiResult<Json<PolicyList>> {
+    state.policies.reload().await?;
+    Ok(Json(list(&state)))
+}

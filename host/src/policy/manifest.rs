@@ -1,0 +1,129 @@
+//! Per-environment manifests: `plugins/environments/<env>.toml` says which
+//! component serves each slot, with the slot's configuration.
+//!
+//! ```toml
+//! [slots.pricing]
+//! component = "pricing-standard"     # <component dir>/pricing-standard.wasm
+//! [slots.pricing.config]
+//! key = "value"
+//! [slots.coupon]
+//! component = "../custom/coupon.wasm" # a path, relative to this file
+//! [slots.order_rules]
+//! component = "order-rules-standard"
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{Slot, metadata};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    slots: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    component: String,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+}
+
+/// A manifest that parsed and whose components could be read.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub path: PathBuf,
+    pub slots: Vec<ManifestSlot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestSlot {
+    pub slot: Slot,
+    pub component: PathBuf,
+    pub bytes: Vec<u8>,
+    pub sha256: [u8; 32],
+    pub name: String,
+    pub version: String,
+    pub config: Vec<(String, String)>,
+}
+
+impl Manifest {
+    /// `manifest:<file name>`, how versions it activated are labelled.
+    pub fn source(&self) -> String {
+        let file = self
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("manifest:{file}")
+    }
+
+    pub fn slot(&self, slot: Slot) -> &ManifestSlot {
+        self.slots
+            .iter()
+            .find(|entry| entry.slot == slot)
+            .expect("a loaded manifest has every slot")
+    }
+}
+
+/// Reads `<manifest_dir>/<environment>.toml` and the components it names.
+/// Every error names the file, the slot when there is one, and the problem.
+pub fn load(
+    manifest_dir: &Path,
+    component_dir: &Path,
+    environment: &str,
+) -> Result<Manifest, String> {
+    let path = manifest_dir.join(format!("{environment}.toml"));
+    let at = path.display();
+    let text = std::fs::read_to_string(&path).map_err(|err| {
+        format!("{at}: cannot read the manifest of environment {environment:?}: {err}")
+    })?;
+    let file: File = toml::from_str(&text).map_err(|err| format!("{at}: {err}"))?;
+    for name in file.slots.keys() {
+        name.parse::<Slot>().map_err(|err| format!("{at}: {err}"))?;
+    }
+    let mut slots = Vec::with_capacity(Slot::ALL.len());
+    for slot in Slot::ALL {
+        let entry = file
+            .slots
+            .get(slot.as_str())
+            .ok_or_else(|| format!("{at}: slot {slot}: missing; every slot needs a component"))?;
+        let component = if entry.component.ends_with(".wasm") {
+            path.parent()
+                .unwrap_or(Path::new("."))
+                .join(&entry.component)
+        } else {
+            component_dir.join(format!("{}.wasm", entry.component))
+        };
+        let bytes = std::fs::read(&component).map_err(|err| {
+            format!(
+                "{at}: slot {slot}: cannot read component {}: {err} (build the plugins with `cargo build --release`)",
+                component.display()
+            )
+        })?;
+        let (name, version) = metadata::read(&bytes).unwrap_or_else(|| {
+            let name = component
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_else(|| entry.component.clone());
+            (name, "0.0.0".to_owned())
+        });
+        slots.push(ManifestSlot {
+            slot,
+            sha256: Sha256::digest(&bytes).into(),
+            component,
+            bytes,
+            name,
+            version,
+            config: entry.config.clone().into_iter().collect(),
+        });
+    }
+    Ok(Manifest { path, slots })
+}

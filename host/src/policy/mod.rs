@@ -1,0 +1,101 @@
+//! Business policy as WebAssembly components: the engine, the contract's
+//! bindings, the loaded versions and the registry that swaps them.
+//!
+//! Policies are evaluated before any row lock is taken; a policy that traps,
+//! runs out of fuel or time, or breaks its memory limit is
+//! `POLICY_UNAVAILABLE`, and nothing is written.
+
+pub mod bindings;
+pub mod engine;
+pub mod loaded;
+pub mod manifest;
+pub mod metadata;
+pub mod registry;
+pub mod runner;
+pub mod service;
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use loaded::LoadedPolicy;
+pub use registry::Registry;
+
+/// A place in the request path that a policy fills.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Slot {
+    Pricing,
+    Coupon,
+    OrderRules,
+}
+
+impl Slot {
+    pub const ALL: [Slot; 3] = [Slot::Pricing, Slot::Coupon, Slot::OrderRules];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::Pricing => "pricing",
+            Slot::Coupon => "coupon",
+            Slot::OrderRules => "order_rules",
+        }
+    }
+
+    /// The WIT world a component must implement to fill this slot.
+    pub fn world(self) -> &'static str {
+        match self {
+            Slot::Pricing => "pricing-policy",
+            Slot::Coupon => "coupon-policy",
+            Slot::OrderRules => "order-rules-policy",
+        }
+    }
+
+    /// The interface the component exports for this slot.
+    pub fn export(self) -> &'static str {
+        match self {
+            Slot::Pricing => "commerce:policy/pricing@1.0.0",
+            Slot::Coupon => "commerce:policy/coupon@1.0.0",
+            Slot::OrderRules => "commerce:policy/order-rules@1.0.0",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Slot {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Slot::ALL
+            .into_iter()
+            .find(|slot| slot.as_str() == s)
+            .ok_or_else(|| PolicyError::UnknownSlot(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PolicyError {
+    /// The component cannot serve: it trapped, ran out of fuel, time or memory.
+    #[error("the {slot} policy {policy} {reason}")]
+    Unavailable {
+        slot: Slot,
+        policy: String,
+        reason: String,
+    },
+    /// The bytes are not a component implementing the slot's world.
+    #[error("{0}")]
+    InvalidComponent(String),
+    #[error("there is no policy slot named {0:?}; slots are pricing, coupon, order_rules")]
+    UnknownSlot(String),
+}

@@ -1,0 +1,282 @@
+//! Pricing a cart by the active policies: pricing, then the coupon, then the
+//! order rules. Orders run exactly this before taking any row lock; `POST
+//! /api/v1/quotes` runs it alone, so a client can show what an order would
+//! cost without writing anything.
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use crate::{
+    http::error::{ApiError, ApiResult},
+    policy::{
+        LoadedPolicy, PolicyError,
+        bindings::{Line, LinePrice, OrderInput, PricedLine, PricingInput, UserFacts, Violation},
+        registry::Policies,
+    },
+};
+
+/// Most lines a cart may have before any policy sees it; the order rules
+/// may allow fewer.
+pub const MAX_LINES: usize = 100;
+/// Most units of one line before any policy sees it.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CartItem {
+    pub product_id: i64,
+    pub quantity: i64,
+}
+
+/// A priced line, as orders show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QuotedLine {
+    pub product_id: i64,
+    pub name: String,
+    pub category: String,
+    pub quantity: i64,
+    pub unit_price: i64,
+    pub discount: i64,
+    pub line_total: i64,
+    /// Why the pricing policy took something off; empty when it did not.
+    pub reason: String,
+}
+
+/// `name@version` of each policy that priced a cart.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyVersions {
+    pub pricing: String,
+    pub coupon: String,
+    pub order_rules: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Quote {
+    pub user_id: i64,
+    pub items: Vec<QuotedLine>,
+    /// Sum of the lines' totals.
+    pub subtotal: i64,
+    /// Taken off by the coupon.
+    pub discount: i64,
+    pub total: i64,
+    pub policies: PolicyVersions,
+}
+
+/// A product as the policies see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct CatalogueLine {
+    id: i64,
+    name: String,
+    category: String,
+    price: i64,
+}
+
+/// Checks the cart's shape; the order rules judge the rest.
+pub fn validate(items: &[CartItem]) -> ApiResult<()> {
+    if items.is_empty() || items.len() > MAX_LINES {
+        return Err(ApiError::invalid(format!(
+            "items must have 1-{MAX_LINES} lines"
+        )));
+    }
+    for item in items {
+        if item.product_id < 1 {
+            return Err(ApiError::invalid("product_id must be a positive id"));
+        }
+        if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+            return Err(ApiError::invalid(format!(
+                "quantity must be 1-{MAX_QUANTITY}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Everything the policies may know about a cart, read before pricing.
+pub struct PolicyInputs {
+    pub user: UserFacts,
+    pub lines: Vec<Line>,
+    names: Vec<(String, String)>,
+}
+
+pub async fn gather(db: &PgPool, user_id: i64, items: &[CartItem]) -> ApiResult<PolicyInputs> {
+    validate(items)?;
+    let user: Option<(i64, chrono::DateTime<Utc>)> =
+        sqlx::query_as("select id, created_at from users where id = $1")
+            .bind(user_id)
+            .fetch_optional(db)
+            .await?;
+    let (id, created_at) = user.ok_or(ApiError::UserNotFound(user_id))?;
+    let ids: Vec<i64> = items.iter().map(|item| item.product_id).collect();
+    let products: Vec<CatalogueLine> =
+        sqlx::query_as("select id, name, category, price from products where id = any($1)")
+            .bind(&ids)
+            .fetch_all(db)
+            .await?;
+    let products: HashMap<i64, CatalogueLine> = products.into_iter().map(|p| (p.id, p)).collect();
+    let mut lines = Vec::with_capacity(items.len());
+    let mut names = Vec::with_capacity(items.len());
+    for item in items {
+        let product = products
+            .get(&item.product_id)
+            .ok_or(ApiError::ProductNotFound(item.product_id))?;
+        lines.push(Line {
+            product_id: product.id as u64,
+            name: product.name.clone(),
+            category: product.category.clone(),
+            unit_price: product.price,
+            quantity: item.quantity as u32,
+        });
+        names.push((product.name.clone(), product.category.clone()));
+    }
+    Ok(PolicyInputs {
+        user: UserFacts {
+            id: id as u64,
+            created_at: created_at.timestamp(),
+            paid_orders: 0,
+        },
+        lines,
+        names,
+    })
+}
+
+/// Runs the policies on a blocking thread: a policy call is CPU work.
+pub async fn evaluate(policies: Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
+    tokio::task::spawn_blocking(move || evaluate_now(&policies, inputs))
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))?
+}
+
+fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
+    let now = Utc::now().timestamp();
+    let prices = policies.pricing.price(PricingInput {
+        lines: inputs.lines.clone(),
+        user: inputs.user,
+        now,
+        config: Vec::new(),
+    })?;
+    let priced = priced_lines(&policies.pricing, &inputs.lines, &prices)?;
+    let subtotal: i64 = priced.iter().map(|line| line.line_total).sum();
+    let discount = 0;
+    let violations = policies.order_rules.check_order(OrderInput {
+        lines: priced.clone(),
+        subtotal,
+        coupon_discount: discount,
+        total: subtotal - discount,
+        user: inputs.user,
+        coupon: None,
+        now,
+        config: Vec::new(),
+    })?;
+    if !violations.is_empty() {
+        return Err(ApiError::OrderRejected(
+            violations.into_iter().map(Into::into).collect(),
+        ));
+    }
+    let items = priced
+        .into_iter()
+        .zip(prices)
+        .zip(inputs.names)
+        .map(|((line, price), (name, category))| QuotedLine {
+            product_id: line.product_id as i64,
+            name,
+            category,
+            quantity: i64::from(line.quantity),
+            unit_price: line.unit_price,
+            discount: line.discount,
+            line_total: line.line_total,
+            reason: price.reason,
+        })
+        .collect();
+    Ok(Quote {
+        user_id: inputs.user.id as i64,
+        items,
+        subtotal,
+        discount,
+        total: subtotal - discount,
+        policies: PolicyVersions {
+            pricing: policies.pricing.label(),
+            coupon: policies.coupon.label(),
+            order_rules: policies.order_rules.label(),
+        },
+    })
+}
+
+/// Checks the pricing policy's answer line by line: a policy that answers
+/// nonsense is as unavailable as one that traps.
+fn priced_lines(
+    policy: &Arc<LoadedPolicy>,
+    lines: &[Line],
+    prices: &[LinePrice],
+) -> ApiResult<Vec<PricedLine>> {
+    let invalid = |why: String| {
+        ApiError::from(PolicyError::Unavailable {
+            slot: policy.info.slot,
+            policy: policy.label(),
+            reason: format!("answered invalidly: {why}"),
+        })
+    };
+    if prices.len() != lines.len() {
+        return Err(invalid(format!(
+            "{} prices for {} lines",
+            prices.len(),
+            lines.len()
+        )));
+    }
+    lines
+        .iter()
+        .zip(prices)
+        .map(|(line, price)| {
+            if price.product_id != line.product_id {
+                return Err(invalid(format!(
+                    "line for product {} priced as {}",
+                    line.product_id, price.product_id
+                )));
+            }
+            let gross = price
+                .unit_price
+                .checked_mul(i64::from(line.quantity))
+                .filter(|_| price.unit_price >= 0)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "unit price {} of product {}",
+                        price.unit_price, line.product_id
+                    ))
+                })?;
+            if !(0..=gross).contains(&price.discount) {
+                return Err(invalid(format!(
+                    "discount {} on a line of {gross}",
+                    price.discount
+                )));
+            }
+            Ok(PricedLine {
+                product_id: line.product_id,
+                name: line.name.clone(),
+                category: line.category.clone(),
+                unit_price: price.unit_price,
+                quantity: line.quantity,
+                discount: price.discount,
+                line_total: gross - price.discount,
+            })
+        })
+        .collect()
+}
+
+/// One reason the order rules refused an order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RuleViolation {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<Violation> for RuleViolation {
+    fn from(violation: Violation) -> Self {
+        Self {
+            code: violation.code,
+            message: violation.message,
+        }
+    }
+}
