@@ -5,4 +5,5 @@ mod bad_input;
 mod idempotency;
 mod operations;
 mod points;
+mod policies;
 mod products;

@@ -15,6 +15,20 @@ use tokio::sync::Notify;
 pub use api::*;
 
 /// Server without the database name; `TEST_DATABASE_URL` overrides it.
+pub fn database_server() -> String {
+    server_url()
+}
+
+/// Drops a database the test created outside a [`Deployment`].
+pub async fn drop_database(url: &str) {
+    let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+    if let Ok(mut conn) = PgConnection::connect(&format!("{}/postgres", server_url())).await {
+        let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
 fn server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
@@ -22,6 +36,25 @@ fn server_url() -> String {
 
 fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The repository's root folder.
+pub fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lies in the repository")
+        .to_path_buf()
+}
+
+/// A built component's bytes: `target/plugins/<name>.wasm`.
+pub fn component(name: &str) -> Vec<u8> {
+    let path = repository().join(format!("target/plugins/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|err| {
+        panic!(
+            "{}: {err}; build with `cargo build --release`",
+            path.display()
+        )
+    })
 }
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -68,7 +101,9 @@ impl Deployment {
             settings.database_url = format!("{}/{database}", server_url());
             settings.redis_url = redis_url();
             settings.redis_prefix = redis_prefix.clone();
-            settings.environment = "test".to_owned();
+            settings.environment = "dev".to_owned();
+            settings.manifest_dir = repository().join("plugins/environments");
+            settings.component_dir = repository().join("target/plugins");
             settings.admin_token = Some(ADMIN_TOKEN.to_owned());
             settings.db_pool_size = 16;
             adjust(&mut settings);
@@ -161,6 +196,10 @@ impl Instance {
 
     pub fn post(&self, path: &str) -> RequestBuilder {
         self.request(Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> RequestBuilder {
+        self.request(Method::PUT, path)
     }
 
     pub fn patch(&self, path: &str) -> RequestBuilder {
