@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Settings,
-    db, http, idempotency,
+    db, http, idempotency, orders, outbox,
     policy::service::PolicyService,
     state::{AppState, Redis},
     telemetry,
@@ -39,6 +39,7 @@ impl Application {
             admin_token,
             metrics: telemetry::metrics_handle(),
             policies,
+            outbox_wake: Arc::default(),
             settings,
         };
         Ok(Self { listener, state })
@@ -76,6 +77,16 @@ impl Application {
             jobs.child_token(),
         ));
         tokio::spawn(state.policies.clone().follow(jobs.child_token()));
+        tokio::spawn(orders::close::expire_periodically(
+            state.db.clone(),
+            jobs.child_token(),
+        ));
+        tokio::spawn(outbox::relay(
+            state.db.clone(),
+            state.redis.clone(),
+            state.outbox_wake.clone(),
+            jobs.child_token(),
+        ));
         tracing::info!(address = %listener.local_addr()?, environment = %state.settings.environment, "serving");
         let result = axum::serve(listener, http::router(state))
             .with_graceful_shutdown(stop)

@@ -14,7 +14,10 @@ use crate::{
     http::error::{ApiError, ApiResult},
     policy::{
         LoadedPolicy, PolicyError,
-        bindings::{Line, LinePrice, OrderInput, PricedLine, PricingInput, UserFacts, Violation},
+        bindings::{
+            ApplyInput, CouponTerms, DiscountKind, Line, LinePrice, OrderInput, PricedLine,
+            PricingInput, UserFacts, Violation,
+        },
         registry::Policies,
     },
 };
@@ -63,7 +66,11 @@ pub struct Quote {
     /// Taken off by the coupon.
     pub discount: i64,
     pub total: i64,
+    pub user_coupon_id: Option<i64>,
     pub policies: PolicyVersions,
+    /// Hex SHA-256 of each policy's component, as orders store them.
+    #[serde(skip)]
+    pub policy_sha256: serde_json::Value,
 }
 
 /// A product as the policies see it.
@@ -99,10 +106,74 @@ pub fn validate(items: &[CartItem]) -> ApiResult<()> {
 pub struct PolicyInputs {
     pub user: UserFacts,
     pub lines: Vec<Line>,
+    pub coupon: Option<(i64, CouponTerms)>,
     names: Vec<(String, String)>,
 }
 
-pub async fn gather(db: &PgPool, user_id: i64, items: &[CartItem]) -> ApiResult<PolicyInputs> {
+/// A user's coupon with its terms, as an order may use it.
+#[derive(Debug, sqlx::FromRow)]
+struct HeldCoupon {
+    user_id: i64,
+    status: String,
+    coupon_id: i64,
+    name: String,
+    discount_kind: String,
+    discount_value: i64,
+    max_amount: Option<i64>,
+    min_order_amount: i64,
+    valid_from: chrono::DateTime<Utc>,
+    valid_until: chrono::DateTime<Utc>,
+}
+
+/// The terms of the user's coupon `id`, if it may be used now:
+/// `COUPON_UNAVAILABLE` when it is another user's, used, or not valid now.
+async fn usable_coupon(db: &PgPool, user_id: i64, id: i64) -> ApiResult<CouponTerms> {
+    let held: Option<HeldCoupon> = sqlx::query_as(
+        "select uc.user_id, uc.status, c.id as coupon_id, c.name, c.discount_kind,
+                c.discount_value, c.max_amount, c.min_order_amount, c.valid_from, c.valid_until
+           from user_coupons uc
+           join coupons c on c.id = uc.coupon_id
+          where uc.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    let held = held.filter(|held| held.user_id == user_id).ok_or_else(|| {
+        ApiError::CouponUnavailable(format!("user coupon {id} is not this user's"))
+    })?;
+    if held.status != "available" {
+        return Err(ApiError::CouponUnavailable(format!(
+            "user coupon {id} is already used"
+        )));
+    }
+    let now = Utc::now();
+    if now < held.valid_from || now >= held.valid_until {
+        return Err(ApiError::CouponUnavailable(format!(
+            "user coupon {id} is not valid now"
+        )));
+    }
+    Ok(CouponTerms {
+        coupon_id: held.coupon_id as u64,
+        name: held.name,
+        kind: if held.discount_kind == "percent" {
+            DiscountKind::Percent
+        } else {
+            DiscountKind::Fixed
+        },
+        value: held.discount_value,
+        max_amount: held.max_amount,
+        min_order_amount: held.min_order_amount,
+        valid_from: held.valid_from.timestamp(),
+        valid_until: held.valid_until.timestamp(),
+    })
+}
+
+pub async fn gather(
+    db: &PgPool,
+    user_id: i64,
+    items: &[CartItem],
+    user_coupon_id: Option<i64>,
+) -> ApiResult<PolicyInputs> {
     validate(items)?;
     let user: Option<(i64, chrono::DateTime<Utc>)> =
         sqlx::query_as("select id, created_at from users where id = $1")
@@ -132,13 +203,18 @@ pub async fn gather(db: &PgPool, user_id: i64, items: &[CartItem]) -> ApiResult<
         });
         names.push((product.name.clone(), product.category.clone()));
     }
+    let coupon = match user_coupon_id {
+        Some(held) => Some((held, usable_coupon(db, user_id, held).await?)),
+        None => None,
+    };
     Ok(PolicyInputs {
         user: UserFacts {
             id: id as u64,
             created_at: created_at.timestamp(),
-            paid_orders: 0,
+            paid_orders: crate::users::paid_orders(db, user_id).await?,
         },
         lines,
+        coupon,
         names,
     })
 }
@@ -160,14 +236,38 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
     })?;
     let priced = priced_lines(&policies.pricing, &inputs.lines, &prices)?;
     let subtotal: i64 = priced.iter().map(|line| line.line_total).sum();
-    let discount = 0;
+    let discount = match &inputs.coupon {
+        None => 0,
+        Some((_, terms)) => {
+            let decision = policies.coupon.apply_coupon(ApplyInput {
+                lines: priced.clone(),
+                subtotal,
+                user: inputs.user,
+                coupon: terms.clone(),
+                now,
+                config: Vec::new(),
+            })?;
+            match decision {
+                Ok(amount) if (0..=subtotal).contains(&amount) => amount,
+                Ok(amount) => {
+                    return Err(PolicyError::Unavailable {
+                        slot: policies.coupon.info.slot,
+                        policy: policies.coupon.label(),
+                        reason: format!("answered invalidly: a discount of {amount} on {subtotal}"),
+                    }
+                    .into());
+                }
+                Err(reason) => return Err(ApiError::CouponNotApplicable(reason)),
+            }
+        }
+    };
     let violations = policies.order_rules.check_order(OrderInput {
         lines: priced.clone(),
         subtotal,
         coupon_discount: discount,
         total: subtotal - discount,
         user: inputs.user,
-        coupon: None,
+        coupon: inputs.coupon.as_ref().map(|(_, terms)| terms.clone()),
         now,
         config: Vec::new(),
     })?;
@@ -197,11 +297,17 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
         subtotal,
         discount,
         total: subtotal - discount,
+        user_coupon_id: inputs.coupon.as_ref().map(|(id, _)| *id),
         policies: PolicyVersions {
             pricing: policies.pricing.label(),
             coupon: policies.coupon.label(),
             order_rules: policies.order_rules.label(),
         },
+        policy_sha256: serde_json::json!({
+            "pricing": policies.pricing.info.sha256,
+            "coupon": policies.coupon.info.sha256,
+            "order_rules": policies.order_rules.info.sha256,
+        }),
     })
 }
 

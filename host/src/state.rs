@@ -17,6 +17,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     pub metrics: PrometheusHandle,
     pub policies: Arc<PolicyService>,
+    /// Wakes this instance's outbox relay after a commit that wrote events.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
     pub settings: Arc<Settings>,
 }
 

@@ -59,3 +59,13 @@ pub async fn ensure_exists(conn: &mut PgConnection, id: i64) -> ApiResult<()> {
         Err(ApiError::UserNotFound(id))
     }
 }
+
+/// Orders the user has paid and not cancelled, as policies see it.
+pub async fn paid_orders(db: &PgPool, user_id: i64) -> ApiResult<u32> {
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from orders where user_id = $1 and status = 'paid'")
+            .bind(user_id)
+            .fetch_one(db)
+            .await?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}

@@ -4,6 +4,7 @@
 mod bad_input;
 mod idempotency;
 mod operations;
+mod orders;
 mod points;
 mod policies;
 mod products;

@@ -2,6 +2,7 @@
 //! with a fresh PostgreSQL database and its own Redis key prefix.
 
 pub mod api;
+pub mod orders;
 
 use std::{future::Future, sync::Arc, time::Duration};
 

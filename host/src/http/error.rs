@@ -51,6 +51,22 @@ pub enum ApiError {
     InvalidManifest(String),
     #[error("the order rules refused the order")]
     OrderRejected(Vec<crate::quote::RuleViolation>),
+    #[error("order {0} does not exist")]
+    OrderNotFound(i64),
+    #[error("not enough stock for products {0:?}")]
+    OutOfStock(Vec<i64>),
+    #[error("{0}")]
+    CouponUnavailable(String),
+    #[error("the coupon does not apply to this order: {0}")]
+    CouponNotApplicable(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the balance of {balance} does not cover {total}")]
+    InsufficientPoints { balance: i64, total: i64 },
+    #[error("the order is {0} and cannot be paid")]
+    OrderNotPayable(String),
+    #[error("the order is {0} and cannot be cancelled")]
+    OrderNotCancellable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -71,7 +87,16 @@ impl ApiError {
             ConcurrentUpdate | IdempotencyKeyInProgress | NoPreviousVersion(_) => {
                 StatusCode::CONFLICT
             }
-            IdempotencyKeyReused | OrderRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            IdempotencyKeyReused | OrderRejected(_) | CouponNotApplicable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            OrderNotFound(_) => StatusCode::NOT_FOUND,
+            OutOfStock(_)
+            | CouponUnavailable(_)
+            | InsufficientPoints { .. }
+            | OrderNotPayable(_)
+            | OrderNotCancellable(_) => StatusCode::CONFLICT,
+            Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceUnavailable(_) | PolicyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,6 +124,14 @@ impl ApiError {
             NoPreviousVersion(_) => "NO_PREVIOUS_VERSION",
             InvalidManifest(_) => "INVALID_MANIFEST",
             OrderRejected(_) => "ORDER_REJECTED",
+            OrderNotFound(_) => "ORDER_NOT_FOUND",
+            OutOfStock(_) => "OUT_OF_STOCK",
+            CouponUnavailable(_) => "COUPON_UNAVAILABLE",
+            CouponNotApplicable(_) => "COUPON_NOT_APPLICABLE",
+            Forbidden(_) => "FORBIDDEN",
+            InsufficientPoints { .. } => "INSUFFICIENT_POINTS",
+            OrderNotPayable(_) => "ORDER_NOT_PAYABLE",
+            OrderNotCancellable(_) => "ORDER_NOT_CANCELLABLE",
             Internal(_) => "INTERNAL",
         }
     }
@@ -106,11 +139,23 @@ impl ApiError {
     /// Context members beside the standard ones (e.g. `product_ids`).
     fn extensions(&self) -> Map<String, Value> {
         let mut members = Map::new();
-        if let ApiError::OrderRejected(violations) = self {
-            members.insert(
-                "violations".into(),
-                serde_json::to_value(violations).unwrap_or_default(),
-            );
+        match self {
+            ApiError::OrderRejected(violations) => {
+                members.insert(
+                    "violations".into(),
+                    serde_json::to_value(violations).unwrap_or_default(),
+                );
+            }
+            ApiError::OutOfStock(ids) => {
+                members.insert(
+                    "product_ids".into(),
+                    serde_json::to_value(ids).unwrap_or_default(),
+                );
+            }
+            ApiError::CouponNotApplicable(reason) => {
+                members.insert("reason".into(), Value::String(reason.clone()));
+            }
+            _ => {}
         }
         members
     }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod metrics;
 mod ops;
+mod orders;
 mod points;
 mod policies;
 mod products;
@@ -71,6 +72,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(products::routes())
         .merge(policies::routes())
         .merge(quotes::routes())
+        .merge(orders::routes())
         .merge(ops::routes())
 }
 

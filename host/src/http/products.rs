@@ -6,18 +6,20 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    error::{ApiResult, Problem},
+    error::{ApiError, ApiResult, Problem},
     extract::{Admin, Id, Json, Path, Query},
 };
 use crate::{
     catalog::{self, Filter, NewProduct, Product, ProductPatch, Sort},
     paging::{Page, PageQuery},
+    popular::{self, Popular},
     state::AppState,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_products))
+        .routes(routes!(popular_products))
         .routes(routes!(get_product))
         .routes(routes!(create_product))
         .routes(routes!(update_product))
@@ -73,6 +75,39 @@ async fn list_products(
     }
     .validate()?;
     Ok(Json(catalog::list(&state.db, &filter, page).await?))
+}
+
+/// The `popular` query string.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PopularQuery {
+    /// Paid orders of the last `days` days, 1-30 (default 3).
+    #[param(minimum = 1, maximum = 30)]
+    days: Option<u32>,
+    /// How many products, 1-50 (default 5).
+    #[param(minimum = 1, maximum = 50)]
+    limit: Option<u32>,
+}
+
+/// The best sellers: units in paid orders of the last days.
+#[utoipa::path(get, path = "/api/v1/products/popular", tag = "products",
+    params(PopularQuery),
+    responses(
+        (status = 200, body = Popular),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn popular_products(
+    State(state): State<AppState>,
+    Query(query): Query<PopularQuery>,
+) -> ApiResult<Json<Popular>> {
+    let days = query.days.unwrap_or(3);
+    let limit = query.limit.unwrap_or(5);
+    if !popular::DAYS.contains(&days) || !popular::LIMIT.contains(&limit) {
+        return Err(ApiError::invalid("days must be 1-30 and limit 1-50"));
+    }
+    Ok(Json(
+        popular::top(&state.db, &state.redis, days, limit).await?,
+    ))
 }
 
 /// One product.

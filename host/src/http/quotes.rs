@@ -23,6 +23,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct QuoteRequest {
     user_id: Id,
     items: Vec<CartItem>,
+    #[serde(default)]
+    user_coupon_id: Option<Id>,
 }
 
 /// Price a cart as an order would be priced, writing nothing.
@@ -32,14 +34,21 @@ pub struct QuoteRequest {
         (status = 200, body = Quote),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "USER_NOT_FOUND or PRODUCT_NOT_FOUND"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "ORDER_REJECTED with `violations`"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "COUPON_UNAVAILABLE"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "ORDER_REJECTED with `violations`, or COUPON_NOT_APPLICABLE with `reason`"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "POLICY_UNAVAILABLE"),
     ))]
 async fn create_quote(
     State(state): State<AppState>,
     Json(request): Json<QuoteRequest>,
 ) -> ApiResult<Json<Quote>> {
-    let inputs = quote::gather(&state.db, request.user_id.get(), &request.items).await?;
+    let inputs = quote::gather(
+        &state.db,
+        request.user_id.get(),
+        &request.items,
+        request.user_coupon_id.map(Id::get),
+    )
+    .await?;
     let policies = state.policies.registry.snapshot();
     Ok(Json(quote::evaluate(policies, inputs).await?))
 }

@@ -1,0 +1,148 @@
+//! Cancelling and expiring orders: stock and coupon are restored exactly
+//! once, because each runs under the order's row lock and only from a
+//! status that allows it.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use super::{Order, lock_products, move_stock, read, units_by_product};
+use crate::{
+    http::error::{ApiError, ApiResult},
+    outbox,
+    points::{self, Kind},
+};
+
+/// Attempts of the optimistic refund before giving up.
+const REFUND_ATTEMPTS: u32 = 5;
+
+/// What a cancel did, for the side effects after commit.
+pub struct Cancelled {
+    pub order: Order,
+    pub was_paid: bool,
+}
+
+pub async fn cancel(db: &PgPool, order_id: i64) -> ApiResult<Cancelled> {
+    let mut tx = db.begin().await?;
+    let row: Option<(i64, String, i64)> =
+        sqlx::query_as("select user_id, status, total from orders where id = $1 for update")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (user_id, status, total) = row.ok_or(ApiError::OrderNotFound(order_id))?;
+    if status != "pending_payment" && status != "paid" {
+        return Err(ApiError::OrderNotCancellable(status));
+    }
+    restore(&mut tx, &[order_id]).await?;
+    let was_paid = status == "paid";
+    if was_paid && total > 0 {
+        refund(&mut tx, user_id, total, order_id).await?;
+    }
+    sqlx::query("update orders set status = 'cancelled', closed_at = now() where id = $1")
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+    let order = read(&mut tx, order_id).await?;
+    outbox::record(&mut tx, "order.cancelled", &order).await?;
+    tx.commit().await?;
+    metrics::counter!("orders_cancelled_total").increment(1);
+    Ok(Cancelled { order, was_paid })
+}
+
+/// Puts back the stock of the orders' lines and frees their coupons. The
+/// products of all the orders are locked together in id order, as placing
+/// an order does, so the two never deadlock.
+async fn restore(tx: &mut PgConnection, order_ids: &[i64]) -> ApiResult<()> {
+    let lines: Vec<(i64, i32)> =
+        sqlx::query_as("select product_id, quantity from order_lines where order_id = any($1)")
+            .bind(order_ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    let (ids, units) = units_by_product(lines.into_iter().map(|(id, q)| (id, i64::from(q))));
+    lock_products(tx, &ids).await?;
+    move_stock(tx, &ids, &units, 1).await?;
+    sqlx::query(
+        "update user_coupons
+            set status = 'available', used_at = null, order_id = null
+          where order_id = any($1) and status = 'used'",
+    )
+    .bind(order_ids)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Gives a paid order's points back, with the wallet's optimistic version.
+async fn refund(tx: &mut PgConnection, user_id: i64, amount: i64, order_id: i64) -> ApiResult<()> {
+    for _ in 0..REFUND_ATTEMPTS {
+        let wallet = points::read_wallet(tx, user_id).await?;
+        if points::apply(tx, user_id, wallet, Kind::Refund, amount, Some(order_id)).await? {
+            sqlx::query("update payments set refunded_at = now() where order_id = $1")
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            return Ok(());
+        }
+    }
+    Err(ApiError::ConcurrentUpdate)
+}
+
+/// Orders expired per transaction.
+const EXPIRY_BATCH: i64 = 100;
+
+/// Expires unpaid orders past `expires_at`. Several instances may run this at
+/// once: `skip locked` hands each order to one of them.
+pub async fn expire_due(db: &PgPool) -> ApiResult<usize> {
+    let mut tx = db.begin().await?;
+    let due: Vec<i64> = sqlx::query_scalar(
+        "select id from orders
+          where status = 'pending_payment' and expires_at <= now()
+          order by id
+          limit $1
+            for update skip locked",
+    )
+    .bind(EXPIRY_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    restore(&mut tx, &due).await?;
+    sqlx::query("update orders set status = 'expired', closed_at = now() where id = any($1)")
+        .bind(&due)
+        .execute(&mut *tx)
+        .await?;
+    for id in &due {
+        let order = read(&mut tx, *id).await?;
+        outbox::record(&mut tx, "order.expired", &order).await?;
+    }
+    tx.commit().await?;
+    metrics::counter!("orders_expired_total").increment(due.len() as u64);
+    Ok(due.len())
+}
+
+/// Runs [`expire_due`] every second until cancelled.
+pub async fn expire_periodically(db: PgPool, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        loop {
+            match expire_due(&db).await {
+                Ok(n) if n as i64 == EXPIRY_BATCH => continue,
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(orders = n, "expired unpaid orders");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot expire orders");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Orders: placed from a cart priced by the policies, paid with points,
+//! cancelled or expired with their stock and coupon restored exactly once.
+//!
+//! Row locks are always taken in one order — the order row, then product
+//! rows in id order, then the coupon, then the wallet — so two transactions
+//! never wait on each other in a cycle.
+
+pub mod close;
+pub mod place;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+
+use crate::{
+    http::error::{ApiError, ApiResult},
+    paging::{Page, PageRequest},
+    quote::PolicyVersions,
+};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct OrderLine {
+    pub product_id: i64,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price: i64,
+    pub discount: i64,
+    pub line_total: i64,
+}
+
+/// An order as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Order {
+    pub id: i64,
+    pub user_id: i64,
+    /// `pending_payment`, `paid`, `cancelled` or `expired`.
+    pub status: String,
+    pub items: Vec<OrderLine>,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub total: i64,
+    pub user_coupon_id: Option<i64>,
+    pub policies: PolicyVersions,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    /// When it was cancelled or expired.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct OrderRow {
+    id: i64,
+    user_id: i64,
+    status: String,
+    subtotal: i64,
+    discount: i64,
+    total: i64,
+    user_coupon_id: Option<i64>,
+    pricing_policy: String,
+    coupon_policy: String,
+    order_rules_policy: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+const ORDER_COLUMNS: &str = "id, user_id, status, subtotal, discount, total, user_coupon_id,
+    pricing_policy, coupon_policy, order_rules_policy, created_at, expires_at, paid_at, closed_at";
+
+impl OrderRow {
+    fn with_lines(self, items: Vec<OrderLine>) -> Order {
+        Order {
+            id: self.id,
+            user_id: self.user_id,
+            status: self.status,
+            items,
+            subtotal: self.subtotal,
+            discount: self.discount,
+            total: self.total,
+            user_coupon_id: self.user_coupon_id,
+            policies: PolicyVersions {
+                pricing: self.pricing_policy,
+                coupon: self.coupon_policy,
+                order_rules: self.order_rules_policy,
+            },
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            paid_at: self.paid_at,
+            closed_at: self.closed_at,
+        }
+    }
+}
+
+/// Reads one order with its lines.
+pub async fn read(conn: &mut PgConnection, id: i64) -> ApiResult<Order> {
+    let row: OrderRow =
+        sqlx::query_as(&format!("select {ORDER_COLUMNS} from orders where id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(ApiError::OrderNotFound(id))?;
+    let mut lines = lines_of(conn, &[id]).await?;
+    Ok(row.with_lines(lines.remove(&id).unwrap_or_default()))
+}
+
+pub async fn find(db: &PgPool, id: i64) -> ApiResult<Order> {
+    read(&mut *db.acquire().await?, id).await
+}
+
+/// The lines of several orders, by order id.
+async fn lines_of(conn: &mut PgConnection, ids: &[i64]) -> ApiResult<HashMap<i64, Vec<OrderLine>>> {
+    let rows: Vec<(i64, OrderLine)> = sqlx::query_as::<_, LineRow>(
+        "select order_id, product_id, name, quantity, unit_price, discount, line_total
+           from order_lines
+          where order_id = any($1)
+          order by order_id, line_no",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|row| (row.order_id, row.line))
+    .collect();
+    let mut by_order: HashMap<i64, Vec<OrderLine>> = HashMap::new();
+    for (order_id, line) in rows {
+        by_order.entry(order_id).or_default().push(line);
+    }
+    Ok(by_order)
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    order_id: i64,
+    #[sqlx(flatten)]
+    line: OrderLine,
+}
+
+/// A user's orders, newest first.
+pub async fn of_user(db: &PgPool, user_id: i64, page: PageRequest) -> ApiResult<Page<Order>> {
+    let mut conn = db.acquire().await?;
+    crate::users::ensure_exists(&mut conn, user_id).await?;
+    let rows: Vec<OrderRow> = sqlx::query_as(&format!(
+        "select {ORDER_COLUMNS} from orders where user_id = $1 order by id desc limit $2 offset $3"
+    ))
+    .bind(user_id)
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query_scalar("select count(*) from orders where user_id = $1")
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut lines = lines_of(&mut conn, &ids).await?;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let own = lines.remove(&row.id).unwrap_or_default();
+            row.with_lines(own)
+        })
+        .collect();
+    Ok(page.with(items, total))
+}
+
+/// Units per product of an order's lines, in product-id order: the order in
+/// which their rows are locked. A product on two lines is counted once.
+fn units_by_product(lines: impl IntoIterator<Item = (i64, i64)>) -> (Vec<i64>, Vec<i32>) {
+    let mut units: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+    for (product_id, quantity) in lines {
+        *units.entry(product_id).or_default() += quantity;
+    }
+    units
+        .into_iter()
+        .map(|(id, quantity)| (id, i32::try_from(quantity).unwrap_or(i32::MAX)))
+        .unzip()
+}
+
+/// Locks the products' rows in id order and returns `(id, stock, price)`.
+async fn lock_products(tx: &mut PgConnection, ids: &[i64]) -> ApiResult<Vec<(i64, i32, i64)>> {
+    Ok(sqlx::query_as(
+        "select id, stock, price from products where id = any($1) order by id for update",
+    )
+    .bind(ids)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// Moves stock by `sign * units` for each product (already locked).
+async fn move_stock(tx: &mut PgConnection, ids: &[i64], units: &[i32], sign: i32) -> ApiResult<()> {
+    sqlx::query(
+        "update products p
+            set stock = p.stock + $3 * x.units
+           from unnest($1::bigint[], $2::integer[]) as x(id, units)
+          where p.id = x.id",
+    )
+    .bind(ids)
+    .bind(units)
+    .bind(sign)
+    .execute(tx)
+    .await?;
+    Ok(())
+}

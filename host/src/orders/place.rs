@@ -1,0 +1,159 @@
+//! Placing an order: price the cart with the policies first, then one
+//! transaction that locks the products in id order, takes the stock, marks
+//! the coupon used and stores the order.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use sqlx::PgPool;
+
+use super::{Order, lock_products, move_stock, read, units_by_product};
+use crate::{
+    http::error::{ApiError, ApiResult},
+    idempotency::{self, IdempotentRequest, Outcome},
+    policy::registry::Policies,
+    quote::{self, CartItem, Quote},
+};
+
+pub struct PlaceOrder {
+    pub user_id: i64,
+    pub items: Vec<CartItem>,
+    pub user_coupon_id: Option<i64>,
+}
+
+pub async fn place(
+    db: &PgPool,
+    policies: Policies,
+    ttl: std::time::Duration,
+    order: PlaceOrder,
+    key: Option<&IdempotentRequest>,
+) -> ApiResult<Outcome<Order>> {
+    let inputs = quote::gather(db, order.user_id, &order.items, order.user_coupon_id).await?;
+    // The catalogue prices the policies saw, to re-check under the locks.
+    let seen: HashMap<i64, i64> = inputs
+        .lines
+        .iter()
+        .map(|line| (line.product_id as i64, line.unit_price))
+        .collect();
+    let quote = quote::evaluate(policies, inputs).await?;
+
+    let mut tx = db.begin().await?;
+    if let Some(key) = key
+        && let Some(stored) = idempotency::claim(&mut tx, key).await?
+    {
+        return Ok(Outcome::Replayed(stored));
+    }
+    let (ids, units) = units_by_product(
+        quote
+            .items
+            .iter()
+            .map(|line| (line.product_id, line.quantity)),
+    );
+    let locked = lock_products(&mut tx, &ids).await?;
+    let mut short = Vec::new();
+    for ((id, stock, price), wanted) in locked.iter().zip(&units) {
+        if seen.get(id) != Some(price) {
+            return Err(ApiError::ConcurrentUpdate);
+        }
+        if stock < wanted {
+            short.push(*id);
+        }
+    }
+    if locked.len() != ids.len() {
+        return Err(ApiError::ConcurrentUpdate);
+    }
+    if !short.is_empty() {
+        metrics::counter!("orders_out_of_stock_total").increment(1);
+        return Err(ApiError::OutOfStock(short));
+    }
+    move_stock(&mut tx, &ids, &units, -1).await?;
+
+    let order_id = insert(&mut tx, order.user_id, &quote, ttl).await?;
+    if let Some(user_coupon_id) = quote.user_coupon_id {
+        use_coupon(&mut tx, order.user_id, user_coupon_id, order_id).await?;
+    }
+    let placed = read(&mut tx, order_id).await?;
+    if let Some(key) = key {
+        idempotency::store(&mut tx, key, StatusCode::CREATED, &placed).await?;
+    }
+    tx.commit().await?;
+    metrics::counter!("orders_placed_total").increment(1);
+    Ok(Outcome::Fresh(placed))
+}
+
+async fn insert(
+    tx: &mut sqlx::PgConnection,
+    user_id: i64,
+    quote: &Quote,
+    ttl: std::time::Duration,
+) -> ApiResult<i64> {
+    let expires_at =
+        Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(10));
+    let order_id: i64 = sqlx::query_scalar(
+        "insert into orders (user_id, subtotal, discount, total, user_coupon_id,
+                             pricing_policy, coupon_policy, order_rules_policy, policy_sha256, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         returning id",
+    )
+    .bind(user_id)
+    .bind(quote.subtotal)
+    .bind(quote.discount)
+    .bind(quote.total)
+    .bind(quote.user_coupon_id)
+    .bind(&quote.policies.pricing)
+    .bind(&quote.policies.coupon)
+    .bind(&quote.policies.order_rules)
+    .bind(&quote.policy_sha256)
+    .bind(expires_at)
+    .fetch_one(&mut *tx)
+    .await?;
+    let line_nos: Vec<i32> = (1..=quote.items.len() as i32).collect();
+    let column = |f: fn(&quote::QuotedLine) -> i64| quote.items.iter().map(f).collect::<Vec<i64>>();
+    sqlx::query(
+        "insert into order_lines (order_id, line_no, product_id, name, quantity, unit_price, discount, line_total)
+         select $1, x.*
+           from unnest($2::integer[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+             as x(line_no, product_id, name, quantity, unit_price, discount, line_total)",
+    )
+    .bind(order_id)
+    .bind(&line_nos)
+    .bind(column(|l| l.product_id))
+    .bind(quote.items.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+    .bind(column(|l| l.quantity))
+    .bind(column(|l| l.unit_price))
+    .bind(column(|l| l.discount))
+    .bind(column(|l| l.line_total))
+    .execute(&mut *tx)
+    .await?;
+    Ok(order_id)
+}
+
+/// Marks the coupon used by this order: only the owner's, only if still
+/// available and valid now. Another order may have used it since it was read.
+async fn use_coupon(
+    tx: &mut sqlx::PgConnection,
+    user_id: i64,
+    user_coupon_id: i64,
+    order_id: i64,
+) -> ApiResult<()> {
+    let used = sqlx::query(
+        "update user_coupons uc
+            set status = 'used', used_at = now(), order_id = $3
+           from coupons c
+          where uc.id = $1 and uc.user_id = $2 and uc.status = 'available'
+            and c.id = uc.coupon_id and now() >= c.valid_from and now() < c.valid_until",
+    )
+    .bind(user_coupon_id)
+    .bind(user_id)
+    .bind(order_id)
+    .execute(tx)
+    .await?;
+    if used.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(ApiError::CouponUnavailable(format!(
+            "user coupon {user_coupon_id} was used or expired meanwhile"
+        )))
+    }
+}

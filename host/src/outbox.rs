@@ -1,0 +1,129 @@
+//! The transactional outbox: events are written in the transaction of their
+//! cause and a relay publishes them to the Redis stream
+//! `<prefix>events:orders`, at least once, each with its `event_id`.
+//!
+//! Instances relay side by side: `for update skip locked` gives each row to
+//! one of them. A relay that dies after publishing and before marking the
+//! row publishes it again later with the same `event_id`; consumers dedupe.
+
+use std::{sync::Arc, time::Duration};
+
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{http::error::ApiResult, state::Redis};
+
+/// Rows published per transaction.
+const BATCH: i64 = 200;
+/// How often the relay looks without being woken (changes made through
+/// other instances, or Redis coming back).
+const POLL: Duration = Duration::from_millis(500);
+
+/// The stream events go to, under the deployment's prefix.
+pub fn stream(redis: &Redis) -> String {
+    redis.key("events:orders")
+}
+
+/// Writes an event about an order in the caller's transaction.
+pub async fn record(tx: &mut PgConnection, kind: &str, order: &impl Serialize) -> ApiResult<()> {
+    let payload = serde_json::to_value(order)
+        .map_err(|err| crate::http::error::ApiError::Internal(err.into()))?;
+    let order_id = payload["id"].as_i64().unwrap_or_default();
+    sqlx::query("insert into outbox (type, order_id, payload) values ($1, $2, $3)")
+        .bind(kind)
+        .bind(order_id)
+        .bind(payload)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Event {
+    id: i64,
+    event_id: uuid::Uuid,
+    #[sqlx(rename = "type")]
+    kind: String,
+    order_id: i64,
+    payload: serde_json::Value,
+}
+
+/// Publishes one batch; the number of events published.
+pub async fn publish_batch(db: &PgPool, redis: &Redis) -> anyhow::Result<usize> {
+    let mut tx = db.begin().await?;
+    let events: Vec<Event> = sqlx::query_as(
+        "select id, event_id, type, order_id, payload
+           from outbox
+          where published_at is null
+          order by id
+          limit $1
+            for update skip locked",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let stream = stream(redis);
+    let mut pipe = redis::pipe();
+    for event in &events {
+        pipe.cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("event_id")
+            .arg(event.event_id.to_string())
+            .arg("type")
+            .arg(&event.kind)
+            .arg("order_id")
+            .arg(event.order_id)
+            .arg("payload")
+            .arg(event.payload.to_string())
+            .ignore();
+    }
+    let mut conn = redis.conn.clone();
+    pipe.query_async::<()>(&mut conn).await?;
+    let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
+    sqlx::query("update outbox set published_at = now() where id = any($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(events.len())
+}
+
+/// Relays until cancelled: woken after a commit that wrote events, and every
+/// half second. While Redis is down events wait in PostgreSQL.
+pub async fn relay(db: PgPool, redis: Redis, wake: Arc<Notify>, stop: CancellationToken) {
+    let mut failures = 0u32;
+    loop {
+        let published = publish_batch(&db, &redis).await;
+        let pause = match published {
+            Ok(n) if n as i64 == BATCH => {
+                failures = 0;
+                continue;
+            }
+            Ok(n) => {
+                if n > 0 {
+                    metrics::counter!("outbox_published_total").increment(n as u64);
+                }
+                failures = 0;
+                POLL
+            }
+            Err(err) => {
+                failures += 1;
+                if failures == 1 || failures % 60 == 0 {
+                    tracing::warn!(error = %format!("{err:#}"), "cannot publish events; they wait in PostgreSQL");
+                }
+                POLL * failures.min(10)
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
