@@ -39,7 +39,9 @@ impl Application {
             admin_token,
             metrics: telemetry::metrics_handle(),
             policies,
+            coupons: Arc::default(),
             outbox_wake: Arc::default(),
+            catalog: Default::default(),
             settings,
         };
         Ok(Self { listener, state })

@@ -1,5 +1,7 @@
 //! The product catalogue: filtered, sorted pages; detail; admin create and patch.
 
+use std::{sync::Arc, time::Duration};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -28,7 +30,7 @@ pub struct Product {
 
 const COLUMNS: &str = "id, name, category, price, stock, created_at";
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sort {
     #[default]
@@ -52,7 +54,7 @@ impl Sort {
 }
 
 /// A validated catalogue query.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filter {
     pub name: Option<String>,
     pub category: Option<String>,
@@ -122,7 +124,87 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
-pub async fn list(db: &PgPool, filter: &Filter, page: PageRequest) -> ApiResult<Page<Product>> {
+/// Recently read pages and counted totals. The catalogue is read far more
+/// than it changes, and counting a large catalogue costs more than reading a
+/// page, so a page may be up to [`PAGE_TTL`] old and a total up to
+/// [`TOTAL_TTL`] old; this instance's own catalogue writes clear both at once.
+#[derive(Clone)]
+pub struct ReadCache {
+    pages: moka::future::Cache<(Filter, u32, u32), Arc<Page<Product>>>,
+    totals: moka::future::Cache<Filter, i64>,
+}
+
+pub const PAGE_TTL: Duration = Duration::from_secs(1);
+pub const TOTAL_TTL: Duration = Duration::from_secs(2);
+
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self {
+            pages: moka::future::Cache::builder()
+                .max_capacity(20_000)
+                .time_to_live(PAGE_TTL)
+                .build(),
+            totals: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(TOTAL_TTL)
+                .build(),
+        }
+    }
+}
+
+fn shared_error(err: Arc<ApiError>) -> ApiError {
+    match err.as_ref() {
+        ApiError::ServiceUnavailable(detail) => ApiError::ServiceUnavailable(detail.clone()),
+        _ => ApiError::Internal(anyhow::anyhow!("{err}")),
+    }
+}
+
+impl ReadCache {
+    /// Forgets every page and total, after a write that may change them.
+    pub fn clear(&self) {
+        self.pages.invalidate_all();
+        self.totals.invalidate_all();
+    }
+
+    /// A page of the catalogue; concurrent misses of one page wait for a
+    /// single read.
+    pub async fn list(&self, db: &PgPool, filter: &Filter, page: PageRequest) -> ApiResult<Arc<Page<Product>>> {
+        let key = (filter.clone(), page.page, page.size);
+        self.pages
+            .try_get_with(key, async { list(db, self, filter, page).await.map(Arc::new) })
+            .await
+            .map_err(shared_error)
+    }
+
+    async fn count(&self, db: &PgPool, filter: &Filter) -> ApiResult<i64> {
+        // Sorting does not change a total, so all sorts share one entry.
+        let key = Filter {
+            sort: Sort::default(),
+            ..filter.clone()
+        };
+        // Concurrent misses of one filter wait for a single count.
+        self.totals
+            .try_get_with(key.clone(), async move {
+                let mut count = QueryBuilder::new("select count(*) from products");
+                key.push_where(&mut count);
+                count.build_query_scalar::<i64>().fetch_one(db).await
+            })
+            .await
+            .map_err(|err| match err.as_ref() {
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                    ApiError::ServiceUnavailable("the database is unavailable; retry shortly".into())
+                }
+                _ => ApiError::Internal(anyhow::anyhow!(err)),
+            })
+    }
+}
+
+async fn list(
+    db: &PgPool,
+    cache: &ReadCache,
+    filter: &Filter,
+    page: PageRequest,
+) -> ApiResult<Page<Product>> {
     let mut select = QueryBuilder::new(format!("select {COLUMNS} from products"));
     filter.push_where(&mut select);
     select.push(filter.sort.order_by());
@@ -135,9 +217,7 @@ pub async fn list(db: &PgPool, filter: &Filter, page: PageRequest) -> ApiResult<
     let total = if (seen > 0 || page.page == 0) && seen < page.limit() {
         page.offset() + seen
     } else {
-        let mut count = QueryBuilder::new("select count(*) from products");
-        filter.push_where(&mut count);
-        count.build_query_scalar::<i64>().fetch_one(db).await?
+        cache.count(db, filter).await?
     };
     Ok(page.with(items, total))
 }

@@ -17,6 +17,10 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     pub metrics: PrometheusHandle,
     pub policies: Arc<PolicyService>,
+    /// Coupon issuance's own state: Redis's health, waiters for coupon locks.
+    pub coupons: Arc<crate::coupons::Issuance>,
+    /// Recent catalogue pages and totals.
+    pub catalog: crate::catalog::ReadCache,
     /// Wakes this instance's outbox relay after a commit that wrote events.
     pub outbox_wake: Arc<tokio::sync::Notify>,
     pub settings: Arc<Settings>,

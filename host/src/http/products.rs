@@ -74,7 +74,8 @@ async fn list_products(
         sort: query.sort.unwrap_or_default(),
     }
     .validate()?;
-    Ok(Json(catalog::list(&state.db, &filter, page).await?))
+    let page = state.catalog.list(&state.db, &filter, page).await?;
+    Ok(Json(Page::clone(&page)))
 }
 
 /// The `popular` query string.
@@ -140,6 +141,7 @@ async fn create_product(
     Json(new): Json<NewProduct>,
 ) -> ApiResult<(StatusCode, Json<Product>)> {
     let product = catalog::create(&state.db, new).await?;
+    state.catalog.clear();
     Ok((StatusCode::CREATED, Json(product)))
 }
 
