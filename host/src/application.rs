@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Settings,
     db, http, idempotency, orders, outbox,
-    policy::service::PolicyService,
+    policy::{self, service::PolicyService},
     state::{AppState, Redis},
     telemetry,
 };
@@ -79,6 +79,18 @@ impl Application {
             jobs.child_token(),
         ));
         tokio::spawn(state.policies.clone().follow(jobs.child_token()));
+        if state.settings.watches_policies() {
+            tokio::spawn(policy::watch::follow(
+                state.policies.clone(),
+                state.settings.clone(),
+                jobs.child_token(),
+            ));
+        }
+        tokio::spawn(policy::recorded::prune_periodically(
+            state.db.clone(),
+            state.settings.policy_input_retention_days,
+            jobs.child_token(),
+        ));
         tokio::spawn(orders::close::expire_periodically(
             state.db.clone(),
             jobs.child_token(),

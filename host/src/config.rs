@@ -4,6 +4,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
+use crate::coupons::IssueStrategy;
+
 /// Everything the server needs to start. Tests build one by hand; `commerce
 /// serve` reads it from the environment.
 #[derive(Debug, Clone, Args)]
@@ -56,6 +58,26 @@ pub struct Settings {
     /// Most connections this process opens to PostgreSQL.
     #[arg(long, env = "COMMERCE_DB_POOL_SIZE", default_value_t = 32)]
     pub db_pool_size: u32,
+
+    /// Days the policy inputs of each order are kept, for `commerce policy replay`.
+    #[arg(long, env = "POLICY_INPUT_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub policy_input_retention_days: u32,
+
+    /// Follow edits to the environment's manifest and the components it names,
+    /// as `POST /api/v1/admin/policies/reload` would. Default: on in `dev` only.
+    #[arg(long, env = "COMMERCE_WATCH_POLICIES")]
+    pub watch_policies: Option<bool>,
+
+    /// How coupons are issued: `reserve` (a Redis script takes one, then
+    /// PostgreSQL records it) or `lock` (a fenced Redis lock per coupon around
+    /// the PostgreSQL transaction; the older design, kept for comparison).
+    #[arg(
+        long,
+        env = "COUPON_ISSUE_STRATEGY",
+        value_enum,
+        default_value_t = IssueStrategy::Reserve
+    )]
+    pub coupon_issue_strategy: IssueStrategy,
 }
 
 impl Settings {
@@ -76,5 +98,11 @@ impl Settings {
 
     pub fn is_prod(&self) -> bool {
         self.environment == "prod"
+    }
+
+    /// Whether this process follows edits to the policy manifest and components.
+    pub fn watches_policies(&self) -> bool {
+        self.watch_policies
+            .unwrap_or(self.environment == "dev")
     }
 }

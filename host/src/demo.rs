@@ -1,9 +1,10 @@
-//! Demo data for `commerce serve --demo`: a few users with points and about
-//! fifty products in several categories, loaded only into an empty database.
+//! Demo data for `commerce serve --demo`: a few users with points, about
+//! fifty products in several categories and an open coupon, loaded only into
+//! an empty database.
 
 use sqlx::PgPool;
 
-use crate::{catalog, points, users};
+use crate::{catalog, coupons, points, users};
 
 const USERS: &[(&str, i64)] = &[("kim", 500_000), ("lee", 120_000), ("park", 30_000)];
 
@@ -129,6 +130,28 @@ pub async fn load_if_empty(db: &PgPool) -> anyhow::Result<()> {
             loaded += 1;
         }
     }
-    tracing::info!(users = USERS.len(), products = loaded, "loaded demo data");
+    let now = chrono::Utc::now();
+    coupons::create(
+        db,
+        coupons::NewCoupon {
+            name: "Opening month 10%".to_owned(),
+            discount: coupons::Discount {
+                kind: coupons::DiscountKind::Percent,
+                value: 10,
+                max_amount: Some(5_000),
+            },
+            total_quantity: 100,
+            min_order_amount: 0,
+            valid_from: now,
+            valid_until: now + chrono::Duration::days(30),
+        },
+    )
+    .await?;
+    tracing::info!(
+        users = USERS.len(),
+        products = loaded,
+        coupons = 1,
+        "loaded demo data"
+    );
     Ok(())
 }

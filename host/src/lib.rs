@@ -6,6 +6,7 @@ pub mod application;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod coupons;
 pub mod db;
 pub mod demo;
 pub mod http;

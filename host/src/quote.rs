@@ -18,6 +18,7 @@ use crate::{
             ApplyInput, CouponTerms, DiscountKind, Line, LinePrice, OrderInput, PricedLine,
             PricingInput, UserFacts, Violation,
         },
+        recorded::RecordedInputs,
         registry::Policies,
     },
 };
@@ -71,6 +72,9 @@ pub struct Quote {
     /// Hex SHA-256 of each policy's component, as orders store them.
     #[serde(skip)]
     pub policy_sha256: serde_json::Value,
+    /// Exactly what the policies were asked, as orders record it for replays.
+    #[serde(skip)]
+    pub inputs: RecordedInputs,
 }
 
 /// A product as the policies see it.
@@ -212,6 +216,7 @@ pub async fn gather(
             id: id as u64,
             created_at: created_at.timestamp(),
             paid_orders: crate::users::paid_orders(db, user_id).await?,
+            lifetime_spend: crate::users::lifetime_spend(db, user_id).await?,
         },
         lines,
         coupon,
@@ -228,27 +233,31 @@ pub async fn evaluate(policies: Policies, inputs: PolicyInputs) -> ApiResult<Quo
 
 fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
     let now = Utc::now().timestamp();
-    let prices = policies.pricing.price(PricingInput {
-        lines: inputs.lines.clone(),
+    // Each input is built with the slot's configuration as the policy will
+    // see it, so that the order records exactly what was asked.
+    let pricing = PricingInput {
+        lines: inputs.lines,
         user: inputs.user,
         now,
-        config: Vec::new(),
-    })?;
-    let priced = priced_lines(&policies.pricing, &inputs.lines, &prices)?;
+        config: policies.pricing.config.clone(),
+    };
+    let prices = policies.pricing.price(pricing.clone())?;
+    let priced = priced_lines(&policies.pricing, &pricing.lines, &prices)?;
     let subtotal: i64 = priced.iter().map(|line| line.line_total).sum();
-    let discount = match &inputs.coupon {
-        None => 0,
+    let (discount, apply) = match &inputs.coupon {
+        None => (0, None),
         Some((_, terms)) => {
-            let decision = policies.coupon.apply_coupon(ApplyInput {
+            let apply = ApplyInput {
                 lines: priced.clone(),
                 subtotal,
                 user: inputs.user,
                 coupon: terms.clone(),
                 now,
-                config: Vec::new(),
-            })?;
+                config: policies.coupon.config.clone(),
+            };
+            let decision = policies.coupon.apply_coupon(apply.clone())?;
             match decision {
-                Ok(amount) if (0..=subtotal).contains(&amount) => amount,
+                Ok(amount) if (0..=subtotal).contains(&amount) => (amount, Some(apply)),
                 Ok(amount) => {
                     return Err(PolicyError::Unavailable {
                         slot: policies.coupon.info.slot,
@@ -261,7 +270,7 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
             }
         }
     };
-    let violations = policies.order_rules.check_order(OrderInput {
+    let order = OrderInput {
         lines: priced.clone(),
         subtotal,
         coupon_discount: discount,
@@ -269,8 +278,9 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
         user: inputs.user,
         coupon: inputs.coupon.as_ref().map(|(_, terms)| terms.clone()),
         now,
-        config: Vec::new(),
-    })?;
+        config: policies.order_rules.config.clone(),
+    };
+    let violations = policies.order_rules.check_order(order.clone())?;
     if !violations.is_empty() {
         return Err(ApiError::OrderRejected(
             violations.into_iter().map(Into::into).collect(),
@@ -308,6 +318,7 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
             "coupon": policies.coupon.info.sha256,
             "order_rules": policies.order_rules.info.sha256,
         }),
+        inputs: RecordedInputs::new(pricing, apply, order),
     })
 }
 

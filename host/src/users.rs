@@ -69,3 +69,14 @@ pub async fn paid_orders(db: &PgPool, user_id: i64) -> ApiResult<u32> {
             .await?;
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
+
+/// What the user has spent: the sum of the totals of those same orders, as
+/// policies of `commerce:policy@1.1.0` and later see it.
+pub async fn lifetime_spend(db: &PgPool, user_id: i64) -> ApiResult<i64> {
+    Ok(sqlx::query_scalar(
+        "select coalesce(sum(total), 0)::bigint from orders where user_id = $1 and status = 'paid'",
+    )
+    .bind(user_id)
+    .fetch_one(db)
+    .await?)
+}

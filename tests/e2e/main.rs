@@ -2,7 +2,10 @@
 //! Run with `cargo test --release --workspace`.
 
 mod bad_input;
+mod coupons;
+mod faults;
 mod idempotency;
+mod limits;
 mod operations;
 mod orders;
 mod points;

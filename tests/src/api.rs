@@ -131,3 +131,87 @@ impl Instance {
         .await
     }
 }
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Coupon {
+    pub id: i64,
+    pub name: String,
+    pub discount: Value,
+    pub total_quantity: i64,
+    pub issued_quantity: i64,
+    pub remaining: i64,
+    pub min_order_amount: i64,
+    pub valid_from: String,
+    pub valid_until: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssuedCoupon {
+    pub user_coupon_id: i64,
+    pub coupon_id: i64,
+    pub user_id: i64,
+    pub status: String,
+    pub issued_at: String,
+}
+
+/// One of a user's coupons, as their list shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeldCoupon {
+    pub user_coupon_id: i64,
+    pub coupon_id: i64,
+    pub name: String,
+    pub discount: Value,
+    pub status: String,
+    pub issued_at: String,
+    pub used_at: Option<String>,
+    pub valid_until: String,
+}
+
+/// A coupon body for `POST /api/v1/admin/coupons`: 10% off up to 5,000 won,
+/// `total_quantity` of them, valid from 2020 to 2100.
+pub fn open_coupon(name: &str, total_quantity: i64) -> Value {
+    json!({
+        "name": name,
+        "discount": { "kind": "percent", "value": 10, "max_amount": 5000 },
+        "total_quantity": total_quantity,
+        "min_order_amount": 0,
+        "valid_from": "2020-01-01T00:00:00Z",
+        "valid_until": "2100-01-01T00:00:00Z",
+    })
+}
+
+impl Instance {
+    pub async fn create_coupon(&self, body: &Value) -> Coupon {
+        expect(
+            self.admin(Method::POST, "/api/v1/admin/coupons").json(body),
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    pub async fn coupon(&self, coupon_id: i64) -> Coupon {
+        expect(
+            self.get(&format!("/api/v1/coupons/{coupon_id}")),
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    pub fn issue_request(&self, coupon_id: i64, user_id: i64) -> reqwest::RequestBuilder {
+        self.post(&format!("/api/v1/coupons/{coupon_id}/issue"))
+            .json(&json!({ "user_id": user_id }))
+    }
+
+    pub async fn issue(&self, coupon_id: i64, user_id: i64) -> (StatusCode, Value) {
+        send(self.issue_request(coupon_id, user_id)).await
+    }
+
+    /// `GET /api/v1/users/{user_id}/coupons?<query>`, expecting a page.
+    pub async fn user_coupons(&self, user_id: i64, query: &str) -> Page<HeldCoupon> {
+        expect(
+            self.get(&format!("/api/v1/users/{user_id}/coupons?{query}")),
+            StatusCode::OK,
+        )
+        .await
+    }
+}

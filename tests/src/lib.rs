@@ -2,6 +2,7 @@
 //! with a fresh PostgreSQL database and its own Redis key prefix.
 
 pub mod api;
+pub mod lab;
 pub mod orders;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -35,7 +36,8 @@ fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
-fn redis_url() -> String {
+/// The Redis the deployments use; `TEST_REDIS_URL` overrides it.
+pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 

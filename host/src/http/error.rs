@@ -49,6 +49,16 @@ pub enum ApiError {
     NoPreviousVersion(crate::policy::Slot),
     #[error("{0}")]
     InvalidManifest(String),
+    #[error("coupon {0} does not exist")]
+    CouponNotFound(i64),
+    #[error("coupon {0} is sold out")]
+    CouponSoldOut(i64),
+    #[error("user {user_id} already holds coupon {coupon_id}")]
+    CouponAlreadyIssued { coupon_id: i64, user_id: i64 },
+    #[error("the coupon policy does not issue this coupon to this user: {0}")]
+    CouponNotEligible(String),
+    #[error("{0}")]
+    CouponNotActive(String),
     #[error("the order rules refused the order")]
     OrderRejected(Vec<crate::quote::RuleViolation>),
     #[error("order {0} does not exist")]
@@ -67,6 +77,8 @@ pub enum ApiError {
     OrderNotPayable(String),
     #[error("the order is {0} and cannot be cancelled")]
     OrderNotCancellable(String),
+    #[error("the {0} slot has no shadow")]
+    NoShadow(crate::policy::Slot),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -90,7 +102,7 @@ impl ApiError {
             IdempotencyKeyReused | OrderRejected(_) | CouponNotApplicable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            OrderNotFound(_) => StatusCode::NOT_FOUND,
+            OrderNotFound(_) | NoShadow(_) => StatusCode::NOT_FOUND,
             OutOfStock(_)
             | CouponUnavailable(_)
             | InsufficientPoints { .. }
@@ -98,6 +110,11 @@ impl ApiError {
             | OrderNotCancellable(_) => StatusCode::CONFLICT,
             Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceUnavailable(_) | PolicyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CouponNotFound(_) => StatusCode::NOT_FOUND,
+            CouponSoldOut(_) | CouponAlreadyIssued { .. } | CouponNotActive(_) => {
+                StatusCode::CONFLICT
+            }
+            CouponNotEligible(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +149,12 @@ impl ApiError {
             InsufficientPoints { .. } => "INSUFFICIENT_POINTS",
             OrderNotPayable(_) => "ORDER_NOT_PAYABLE",
             OrderNotCancellable(_) => "ORDER_NOT_CANCELLABLE",
+            NoShadow(_) => "NO_SHADOW",
+            CouponNotFound(_) => "COUPON_NOT_FOUND",
+            CouponSoldOut(_) => "COUPON_SOLD_OUT",
+            CouponAlreadyIssued { .. } => "COUPON_ALREADY_ISSUED",
+            CouponNotEligible(_) => "COUPON_NOT_ELIGIBLE",
+            CouponNotActive(_) => "COUPON_NOT_ACTIVE",
             Internal(_) => "INTERNAL",
         }
     }
@@ -152,7 +175,7 @@ impl ApiError {
                     serde_json::to_value(ids).unwrap_or_default(),
                 );
             }
-            ApiError::CouponNotApplicable(reason) => {
+            ApiError::CouponNotApplicable(reason) | ApiError::CouponNotEligible(reason) => {
                 members.insert("reason".into(), Value::String(reason.clone()));
             }
             _ => {}
@@ -164,14 +187,26 @@ impl ApiError {
         Self::InvalidRequest(detail.into())
     }
 
-    /// Maps a database error to what the client should see: pool exhaustion and
-    /// lost connections are a 503 to retry, everything else is internal.
+    /// Maps a database error to what the client should see: an unreachable,
+    /// restarting or overloaded database is a 503 to retry; a transaction
+    /// the database aborted to break a deadlock or a serialization conflict
+    /// is a 409 to retry; everything else is internal.
     pub fn from_db(err: sqlx::Error) -> Self {
-        match err {
+        const UNAVAILABLE: &str = "the database is unavailable; retry shortly";
+        match &err {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::ServiceUnavailable("the database is unavailable; retry shortly".into())
+                Self::ServiceUnavailable(UNAVAILABLE.into())
             }
-            other => Self::Internal(other.into()),
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // 08: connection exception, 53: insufficient resources,
+                // 57: operator intervention (shutdown, statement timeout).
+                Some(code) if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") => {
+                    Self::ServiceUnavailable(UNAVAILABLE.into())
+                }
+                Some("40001" | "40P01") => Self::ConcurrentUpdate,
+                _ => Self::Internal(err.into()),
+            },
+            _ => Self::Internal(err.into()),
         }
     }
 }

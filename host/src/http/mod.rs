@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+mod coupons;
 mod metrics;
 mod ops;
 mod orders;
@@ -12,9 +13,12 @@ mod products;
 mod quotes;
 mod users;
 
-use std::any::Any;
+use std::{any::Any, time::Duration};
 
-use axum::{Router, extract::DefaultBodyLimit, http::Uri, response::IntoResponse};
+use axum::{
+    Router, error_handling::HandleErrorLayer, extract::DefaultBodyLimit, http::Uri,
+    response::IntoResponse,
+};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use utoipa::{
     Modify, OpenApi,
@@ -29,6 +33,10 @@ use error::ApiError;
 /// Largest JSON request body.
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
+/// No request waits longer than this, whatever it waits on: a request that
+/// does is answered 503 and its transaction, if any, rolls back.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -40,6 +48,7 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
     tags(
         (name = "users", description = "Users and their points"),
         (name = "products", description = "The product catalogue"),
+        (name = "coupons", description = "First-come-first-served coupons and the coupons a user holds"),
         (name = "orders", description = "Quotes, orders and payments"),
         (name = "admin", description = "Operator endpoints; bearer token required"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -70,6 +79,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(points::routes())
         .merge(products::routes())
+        .merge(coupons::routes())
         .merge(policies::routes())
         .merge(quotes::routes())
         .merge(orders::routes())
@@ -82,6 +92,19 @@ pub fn router(state: AppState) -> Router {
         .fallback(|uri: Uri| async move { ApiError::RouteNotFound(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
+                    if err.is::<tower::timeout::error::Elapsed>() {
+                        ApiError::ServiceUnavailable(format!(
+                            "the request took longer than {REQUEST_TIMEOUT:?}"
+                        ))
+                    } else {
+                        ApiError::Internal(anyhow::anyhow!(err))
+                    }
+                }))
+                .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
+        )
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))

@@ -35,7 +35,8 @@ async fn healthz() -> Json<Health> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready`, or `unavailable` when a dependency fails.
+    /// `ready`; `degraded` when Redis does not answer (the server works on
+    /// PostgreSQL alone, slower); `unavailable` when PostgreSQL does not.
     status: &'static str,
     /// Each dependency: `ok`, or why it failed.
     postgres: String,
@@ -45,11 +46,12 @@ pub struct Readiness {
 /// How long a readiness probe waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// PostgreSQL and Redis answer.
+/// Whether PostgreSQL and Redis answer. Without Redis the server is degraded,
+/// not down.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, body = Readiness, description = "every dependency answers"),
-        (status = 503, body = Readiness, description = "a dependency does not answer"),
+        (status = 200, body = Readiness, description = "`ready`, or `degraded` when only Redis does not answer"),
+        (status = 503, body = Readiness, description = "PostgreSQL does not answer"),
     ))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let postgres = async {
@@ -77,14 +79,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
     };
     let (postgres, redis) = (describe(postgres), describe(redis));
-    let ready = postgres == "ok" && redis == "ok";
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    // Without Redis the server still serves, on PostgreSQL alone; without
+    // PostgreSQL it cannot.
+    let (status, readiness) = match (postgres == "ok", redis == "ok") {
+        (true, true) => (StatusCode::OK, "ready"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     let body = Readiness {
-        status: if ready { "ready" } else { "unavailable" },
+        status: readiness,
         postgres,
         redis,
     };

@@ -1,6 +1,7 @@
-//! `/api/v1/admin/policies`: what serves each slot, swaps, rollbacks, reloads.
+//! `/api/v1/admin/policies`: what serves each slot, swaps, rollbacks,
+//! reloads, and shadows that try a candidate beside the active version.
 
-use axum::{body::Bytes, extract::DefaultBodyLimit, extract::State};
+use axum::{body::Bytes, extract::DefaultBodyLimit, extract::State, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{
@@ -13,7 +14,11 @@ use super::{
     extract::{Admin, Json, Path},
 };
 use crate::{
-    policy::{Slot, loaded::PolicyInfo},
+    policy::{
+        Slot,
+        loaded::PolicyInfo,
+        shadow::{ShadowInfo, ShadowReport},
+    },
     state::AppState,
 };
 
@@ -26,6 +31,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_policy).layer(DefaultBodyLimit::max(COMPONENT_LIMIT)))
         .routes(routes!(rollback_policy))
         .routes(routes!(reload_policies))
+        .routes(
+            routes!(start_shadow, shadow_report, stop_shadow)
+                .layer(DefaultBodyLimit::max(COMPONENT_LIMIT)),
+        )
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,8 +89,16 @@ async fn upload_policy(
     bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<PolicyInfo>> {
     let slot = parse_slot(&slot)?;
+    let bytes = component_bytes(bytes)?;
+    Ok(Json(state.policies.upload(slot, bytes).await?))
+}
+
+/// The body of a component upload, refused when empty or too large.
+fn component_bytes(
+    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Vec<u8>> {
     let bytes = bytes.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge {
                 limit: COMPONENT_LIMIT,
             }
@@ -94,7 +111,7 @@ async fn upload_policy(
             "the body is empty; send the component's bytes".into(),
         ));
     }
-    Ok(Json(state.policies.upload(slot, bytes.to_vec()).await?))
+    Ok(bytes.to_vec())
 }
 
 /// Return a slot to the version before the active one.
@@ -127,4 +144,68 @@ async fn rollback_policy(
 async fn reload_policies(_: Admin, State(state): State<AppState>) -> ApiResult<Json<PolicyList>> {
     state.policies.reload().await?;
     Ok(Json(list(&state)))
+}
+
+/// Shadow a slot with a candidate, for every instance of the deployment:
+/// from now on every evaluation of the slot also runs the candidate on the
+/// same input, with its own fuel budget, never applied and never failing the
+/// request, and the two answers are compared. Replaces the slot's shadow.
+#[utoipa::path(put, path = "/api/v1/admin/policies/{slot}/shadow", tag = "admin",
+    security(("admin_token" = [])),
+    params(("slot" = Slot, Path)),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses(
+        (status = 200, body = ShadowInfo),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
+    ))]
+async fn start_shadow(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(slot): Path<String>,
+    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<ShadowInfo>> {
+    let slot = parse_slot(&slot)?;
+    let bytes = component_bytes(bytes)?;
+    Ok(Json(state.policies.start_shadow(slot, bytes).await?))
+}
+
+/// How the slot's shadow compares with the active version, across every
+/// instance: evaluations, divergences, failures and the last 20 divergences
+/// with their inputs.
+#[utoipa::path(get, path = "/api/v1/admin/policies/{slot}/shadow", tag = "admin",
+    security(("admin_token" = [])),
+    params(("slot" = Slot, Path)),
+    responses(
+        (status = 200, body = ShadowReport),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "NO_SHADOW or UNKNOWN_SLOT"),
+    ))]
+async fn shadow_report(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(slot): Path<String>,
+) -> ApiResult<Json<ShadowReport>> {
+    let slot = parse_slot(&slot)?;
+    Ok(Json(state.policies.shadow_report(slot).await?))
+}
+
+/// Stop the slot's shadow on every instance.
+#[utoipa::path(delete, path = "/api/v1/admin/policies/{slot}/shadow", tag = "admin",
+    security(("admin_token" = [])),
+    params(("slot" = Slot, Path)),
+    responses(
+        (status = 204, description = "The shadow is stopped"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "NO_SHADOW or UNKNOWN_SLOT"),
+    ))]
+async fn stop_shadow(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(slot): Path<String>,
+) -> ApiResult<StatusCode> {
+    let slot = parse_slot(&slot)?;
+    state.policies.stop_shadow(slot).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

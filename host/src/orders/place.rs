@@ -12,7 +12,7 @@ use super::{Order, lock_products, move_stock, read, units_by_product};
 use crate::{
     http::error::{ApiError, ApiResult},
     idempotency::{self, IdempotentRequest, Outcome},
-    policy::registry::Policies,
+    policy::{recorded, registry::Policies},
     quote::{self, CartItem, Quote},
 };
 
@@ -70,6 +70,8 @@ pub async fn place(
     move_stock(&mut tx, &ids, &units, -1).await?;
 
     let order_id = insert(&mut tx, order.user_id, &quote, ttl).await?;
+    // What the policies were asked, for replaying orders through a candidate.
+    recorded::record(&mut tx, order_id, &quote.inputs).await?;
     if let Some(user_coupon_id) = quote.user_coupon_id {
         use_coupon(&mut tx, order.user_id, user_coupon_id, order_id).await?;
     }

@@ -13,7 +13,7 @@ use std::{
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder, Trap,
-    component::{Component, HasSelf, Linker},
+    component::{Component, Linker},
 };
 
 use super::{PolicyError, bindings};
@@ -40,8 +40,10 @@ pub struct CallState {
     pub logs: Vec<(bindings::LogLevel, String)>,
 }
 
-impl bindings::pricing::commerce::policy::host::Host for CallState {
-    fn log(&mut self, level: bindings::LogLevel, message: String) {
+impl CallState {
+    /// A log line from the policy: into tracing with the policy's label, and
+    /// kept for the call's report. Each contract version's `host.log` lands here.
+    pub(crate) fn record_log(&mut self, level: bindings::LogLevel, message: String) {
         use bindings::LogLevel::*;
         let message: String = message.chars().take(MAX_LOG_CHARS).collect();
         let policy = self.policy.as_str();
@@ -57,8 +59,6 @@ impl bindings::pricing::commerce::policy::host::Host for CallState {
         }
     }
 }
-
-impl bindings::pricing::commerce::policy::types::Host for CallState {}
 
 /// The engine, its linker and the epoch ticker: one per process.
 pub struct PolicyEngine {
@@ -85,15 +85,11 @@ impl PolicyEngine {
                 (Engine::new(&config(false))?, false)
             }
         };
+        // Every served version's `host` under its own name: a component is
+        // linked against exactly the version it was built for.
         let mut linker = Linker::new(&engine);
-        bindings::pricing::commerce::policy::host::add_to_linker::<_, HasSelf<_>>(
-            &mut linker,
-            |state| state,
-        )?;
-        bindings::pricing::commerce::policy::types::add_to_linker::<_, HasSelf<_>>(
-            &mut linker,
-            |state| state,
-        )?;
+        bindings::v1_0::add_to_linker(&mut linker)?;
+        bindings::v1_1::add_to_linker(&mut linker)?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("policy-epoch".into())

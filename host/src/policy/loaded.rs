@@ -5,20 +5,17 @@ use std::{sync::Arc, time::Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use wasmtime::{Store, component::Component};
+use wasmtime::component::Component;
 
 use super::{
     PolicyError, Slot,
-    bindings::{self, ApplyInput, IssueInput, LinePrice, OrderInput, PricingInput, Violation},
-    engine::{self, CallReport, CallState, PolicyEngine},
+    bindings::{
+        ApplyInput, Contract, IssueInput, LinePrice, OrderInput, Prepared, PricingInput, Violation,
+    },
+    call::{Call, Output},
+    engine::{self, CallReport, PolicyEngine},
+    shadow::ShadowSlot,
 };
-
-/// The component, pre-linked against the slot's world.
-enum Prepared {
-    Pricing(bindings::pricing::PricingPolicyPre<CallState>),
-    Coupon(bindings::coupon::CouponPolicyPre<CallState>),
-    OrderRules(bindings::order_rules::OrderRulesPolicyPre<CallState>),
-}
 
 /// What an operator sees of a loaded version.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -31,6 +28,8 @@ pub struct PolicyInfo {
     pub loaded_at: DateTime<Utc>,
     /// Where it came from: `manifest:<file>` or `upload`.
     pub source: String,
+    /// The `commerce:policy` version the component was built against, e.g. `1.1.0`.
+    pub contract: String,
 }
 
 pub struct LoadedPolicy {
@@ -41,11 +40,15 @@ pub struct LoadedPolicy {
     pub activation: i64,
     pub component: Component,
     prepared: Prepared,
+    /// The slot's shadow, offered every call this version serves; none for
+    /// a version loaded outside a deployment (the runner, a candidate).
+    shadow: Option<Arc<ShadowSlot>>,
 }
 
 impl LoadedPolicy {
-    /// Checks that `component` implements `slot`'s world and imports nothing
-    /// but the host interface, and pre-links it.
+    /// Checks that `component` implements `slot`'s world in a served version
+    /// of the contract and imports nothing but the host interface, and
+    /// pre-links it. `info.contract` is filled in.
     pub fn prepare(
         slot: Slot,
         component: Component,
@@ -53,13 +56,27 @@ impl LoadedPolicy {
         config: Vec<(String, String)>,
         activation: i64,
     ) -> Result<Arc<Self>, PolicyError> {
+        Self::prepare_in(slot, component, info, config, activation, None)
+    }
+
+    /// As [`LoadedPolicy::prepare`], for a version that serves `shadow`'s slot.
+    pub(crate) fn prepare_in(
+        slot: Slot,
+        component: Component,
+        mut info: PolicyInfo,
+        config: Vec<(String, String)>,
+        activation: i64,
+        shadow: Option<Arc<ShadowSlot>>,
+    ) -> Result<Arc<Self>, PolicyError> {
         let prepared = prepare(slot, &component)?;
+        info.contract = prepared.contract().version().to_owned();
         Ok(Arc::new(Self {
             info,
             config,
             activation,
             component,
             prepared,
+            shadow,
         }))
     }
 
@@ -68,22 +85,28 @@ impl LoadedPolicy {
         format!("{}@{}", self.info.name, self.info.version)
     }
 
-    /// Runs one call in a fresh store and records its metrics.
-    fn call<T>(
-        &self,
-        function: &'static str,
-        run: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<T>,
-    ) -> Result<(T, CallReport), PolicyError> {
+    /// The contract version the component was built against.
+    pub fn contract(&self) -> Contract {
+        self.prepared.contract()
+    }
+
+    /// Runs `call` exactly as given (its config included) in a fresh store,
+    /// and records the call's metrics. Nothing is logged and no shadow runs:
+    /// shadows and replays use this to run a candidate.
+    pub fn evaluate(&self, call: &Call) -> Result<(Output, CallReport), PolicyError> {
+        if call.slot() != self.info.slot {
+            return Err(self.wrong_slot(call.slot()));
+        }
         let label = self.label();
         let mut store = PolicyEngine::get().store(&label);
         let started = Instant::now();
-        let result = run(&mut store);
+        let result = self.prepared.call(&mut store, call);
         let report = CallReport::of(&store, started);
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         let labels = [
             ("slot", self.info.slot.as_str().to_owned()),
             ("policy", label.clone()),
-            ("function", function.to_owned()),
+            ("function", call.function().to_owned()),
             ("outcome", outcome.to_owned()),
         ];
         metrics::counter!("policy_calls_total", &labels).increment(1);
@@ -91,17 +114,30 @@ impl LoadedPolicy {
             .record(report.elapsed.as_secs_f64());
         metrics::histogram!("policy_call_fuel", &labels[..3]).record(report.fuel as f64);
         match result {
-            Ok(value) => Ok((value, report)),
-            Err(err) => {
-                let reason = engine::describe_failure(&err);
-                tracing::warn!(policy = %label, slot = %self.info.slot, %reason, "policy call failed");
-                Err(PolicyError::Unavailable {
-                    slot: self.info.slot,
-                    policy: label,
-                    reason,
-                })
-            }
+            Ok(output) => Ok((output, report)),
+            Err(err) => Err(PolicyError::Unavailable {
+                slot: self.info.slot,
+                policy: label,
+                reason: engine::describe_failure(&err),
+            }),
         }
+    }
+
+    /// Serves `call` with the slot's configuration, then offers it and the
+    /// answer to the slot's shadow, if one runs.
+    fn serve(&self, mut call: Call) -> Result<Output, PolicyError> {
+        *call.config_mut() = self.config.clone();
+        let output = match self.evaluate(&call) {
+            Ok((output, _)) => output,
+            Err(err) => {
+                tracing::warn!(slot = %self.info.slot, "{err}");
+                return Err(err);
+            }
+        };
+        if let Some(shadow) = &self.shadow {
+            shadow.offer(call, &output);
+        }
+        Ok(output)
     }
 
     fn wrong_slot(&self, wanted: Slot) -> PolicyError {
@@ -112,83 +148,68 @@ impl LoadedPolicy {
         }
     }
 
-    pub fn price(&self, mut input: PricingInput) -> Result<Vec<LinePrice>, PolicyError> {
-        let Prepared::Pricing(pre) = &self.prepared else {
-            return Err(self.wrong_slot(Slot::Pricing));
-        };
-        input.config = self.config.clone();
-        let (prices, _) = self.call("price", |store| {
-            let instance = pre.instantiate(&mut *store)?;
-            instance
-                .commerce_policy_pricing()
-                .call_price(&mut *store, &input)
-        })?;
-        Ok(prices)
+    /// An answer of another shape than the call's; `prepared.call` never gives one.
+    fn mismatched(&self) -> PolicyError {
+        PolicyError::Unavailable {
+            slot: self.info.slot,
+            policy: self.label(),
+            reason: "answered a different call".to_owned(),
+        }
     }
 
-    pub fn apply_coupon(&self, mut input: ApplyInput) -> Result<Result<i64, String>, PolicyError> {
-        let Prepared::Coupon(pre) = &self.prepared else {
-            return Err(self.wrong_slot(Slot::Coupon));
-        };
-        input.config = self.config.clone();
-        let (decision, _) = self.call("apply", |store| {
-            let instance = pre.instantiate(&mut *store)?;
-            instance
-                .commerce_policy_coupon()
-                .call_apply(&mut *store, &input)
-        })?;
-        Ok(decision)
+    pub fn price(&self, input: PricingInput) -> Result<Vec<LinePrice>, PolicyError> {
+        match self.serve(Call::Price(input))? {
+            Output::Prices(prices) => Ok(prices),
+            _ => Err(self.mismatched()),
+        }
     }
 
-    pub fn can_issue(&self, mut input: IssueInput) -> Result<Result<(), String>, PolicyError> {
-        let Prepared::Coupon(pre) = &self.prepared else {
-            return Err(self.wrong_slot(Slot::Coupon));
-        };
-        input.config = self.config.clone();
-        let (decision, _) = self.call("can_issue", |store| {
-            let instance = pre.instantiate(&mut *store)?;
-            instance
-                .commerce_policy_coupon()
-                .call_can_issue(&mut *store, &input)
-        })?;
-        Ok(decision)
+    pub fn apply_coupon(&self, input: ApplyInput) -> Result<Result<i64, String>, PolicyError> {
+        match self.serve(Call::Apply(input))? {
+            Output::Applied(decision) => Ok(decision),
+            _ => Err(self.mismatched()),
+        }
     }
 
-    pub fn check_order(&self, mut input: OrderInput) -> Result<Vec<Violation>, PolicyError> {
-        let Prepared::OrderRules(pre) = &self.prepared else {
-            return Err(self.wrong_slot(Slot::OrderRules));
-        };
-        input.config = self.config.clone();
-        let (violations, _) = self.call("check", |store| {
-            let instance = pre.instantiate(&mut *store)?;
-            instance
-                .commerce_policy_order_rules()
-                .call_check(&mut *store, &input)
-        })?;
-        Ok(violations)
+    pub fn can_issue(&self, input: IssueInput) -> Result<Result<(), String>, PolicyError> {
+        match self.serve(Call::CanIssue(input))? {
+            Output::Issuable(decision) => Ok(decision),
+            _ => Err(self.mismatched()),
+        }
+    }
+
+    pub fn check_order(&self, input: OrderInput) -> Result<Vec<Violation>, PolicyError> {
+        match self.serve(Call::Check(input))? {
+            Output::Violations(violations) => Ok(violations),
+            _ => Err(self.mismatched()),
+        }
     }
 }
 
 fn prepare(slot: Slot, component: &Component) -> Result<Prepared, PolicyError> {
     let engine = PolicyEngine::get();
+    let served = Contract::SERVED.map(Contract::version).join(" or @");
+    let Some(contract) = Contract::of(&engine.engine, component, slot) else {
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&engine.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        return Err(PolicyError::InvalidComponent(format!(
+            "the component does not implement the {} world of commerce:policy@{served}: \
+             it exports {exports:?}, not {}",
+            slot.world(),
+            Contract::LATEST.export(slot),
+        )));
+    };
     let invalid = |err: wasmtime::Error| {
         PolicyError::InvalidComponent(format!(
-            "the component does not implement the {} world of commerce:policy@1.0.0: {err:#}",
+            "the component does not implement the {} world of commerce:policy@{contract}: {err:#}",
             slot.world()
         ))
     };
     // Linking fails when the component imports anything besides `host`
     // (WASI, sockets, ...), since nothing else is defined.
     let pre = engine.linker.instantiate_pre(component).map_err(invalid)?;
-    Ok(match slot {
-        Slot::Pricing => {
-            Prepared::Pricing(bindings::pricing::PricingPolicyPre::new(pre).map_err(invalid)?)
-        }
-        Slot::Coupon => {
-            Prepared::Coupon(bindings::coupon::CouponPolicyPre::new(pre).map_err(invalid)?)
-        }
-        Slot::OrderRules => Prepared::OrderRules(
-            bindings::order_rules::OrderRulesPolicyPre::new(pre).map_err(invalid)?,
-        ),
-    })
+    Prepared::new(contract, slot, pre).map_err(invalid)
 }

@@ -23,3 +23,14 @@ pub fn read(bytes: &[u8]) -> Option<(String, String)> {
     }
     None
 }
+
+/// `(name, version)` for an uploaded component: its own, or `unnamed` and a
+/// version made of its digest when it carries none.
+pub fn label(bytes: &[u8], sha256: &[u8; 32]) -> (String, String) {
+    read(bytes).unwrap_or_else(|| {
+        (
+            "unnamed".to_owned(),
+            format!("sha-{}", &hex::encode(sha256)[..12]),
+        )
+    })
+}

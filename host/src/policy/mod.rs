@@ -6,13 +6,17 @@
 //! `POLICY_UNAVAILABLE`, and nothing is written.
 
 pub mod bindings;
+pub mod call;
 pub mod engine;
 pub mod loaded;
 pub mod manifest;
 pub mod metadata;
+pub mod recorded;
 pub mod registry;
 pub mod runner;
 pub mod service;
+pub mod shadow;
+pub mod watch;
 
 use std::{fmt, str::FromStr};
 
@@ -54,12 +58,13 @@ impl Slot {
         }
     }
 
-    /// The interface the component exports for this slot.
-    pub fn export(self) -> &'static str {
+    /// The interface a component exports to fill this slot, without its
+    /// package and version (see [`bindings::Contract::export`]).
+    pub fn interface(self) -> &'static str {
         match self {
-            Slot::Pricing => "commerce:policy/pricing@1.0.0",
-            Slot::Coupon => "commerce:policy/coupon@1.0.0",
-            Slot::OrderRules => "commerce:policy/order-rules@1.0.0",
+            Slot::Pricing => "pricing",
+            Slot::Coupon => "coupon",
+            Slot::OrderRules => "order-rules",
         }
     }
 

@@ -14,6 +14,7 @@ use wasmtime::component::{Type, Val};
 
 use super::{
     LoadedPolicy, PolicyError, Slot,
+    bindings::Contract,
     engine::{self, CallReport, PolicyEngine},
     loaded::PolicyInfo,
 };
@@ -50,20 +51,31 @@ pub fn functions(slot: Slot) -> &'static [&'static str] {
 pub struct RunOutput {
     pub output: Value,
     pub report: CallReport,
+    /// The contract version the component was built against.
+    pub contract: Contract,
 }
 
 /// Compiles `bytes` and checks them against `slot`'s world.
 pub fn check(bytes: &[u8], slot: Slot) -> Result<(), PolicyError> {
+    load(bytes, slot).map(drop)
+}
+
+/// Compiles `bytes` and loads them as a version of `slot`, outside any
+/// deployment: no configuration, no shadow.
+pub fn load(bytes: &[u8], slot: Slot) -> Result<std::sync::Arc<LoadedPolicy>, PolicyError> {
     let component = PolicyEngine::get().compile(bytes)?;
+    let (name, version) = super::metadata::read(bytes)
+        .unwrap_or_else(|| ("unnamed".to_owned(), "0.0.0".to_owned()));
     let info = PolicyInfo {
         slot,
-        name: String::new(),
-        version: String::new(),
+        name,
+        version,
         sha256: String::new(),
         loaded_at: chrono::Utc::now(),
         source: "runner".to_owned(),
+        contract: String::new(),
     };
-    LoadedPolicy::prepare(slot, component, info, Vec::new(), 0).map(drop)
+    LoadedPolicy::prepare(slot, component, info, Vec::new(), 0)
 }
 
 /// Calls `function` of the component with `input` in a fresh store.
@@ -73,7 +85,8 @@ pub fn run(
     function: &str,
     input: &Value,
 ) -> Result<RunOutput, PolicyError> {
-    check(bytes, slot)?;
+    let policy = load(bytes, slot)?;
+    let contract = policy.contract();
     if !functions(slot).contains(&function) {
         return Err(PolicyError::InvalidComponent(format!(
             "the {slot} slot has no function {function:?}; it has {:?}",
@@ -81,7 +94,6 @@ pub fn run(
         )));
     }
     let engine = PolicyEngine::get();
-    let component = engine.compile(bytes)?;
     let mut store = engine.store("runner");
     let unavailable = |reason: String| PolicyError::Unavailable {
         slot,
@@ -91,12 +103,12 @@ pub fn run(
     let started = Instant::now();
     let instance = engine
         .linker
-        .instantiate(&mut store, &component)
+        .instantiate(&mut store, &policy.component)
         .map_err(|err| unavailable(engine::describe_failure(&err)))?;
-    let missing =
-        || PolicyError::InvalidComponent(format!("{} does not export {function}", slot.export()));
+    let export = contract.export(slot);
+    let missing = || PolicyError::InvalidComponent(format!("{export} does not export {function}"));
     let interface = instance
-        .get_export_index(&mut store, None, slot.export())
+        .get_export_index(&mut store, None, &export)
         .ok_or_else(missing)?;
     let index = instance
         .get_export_index(&mut store, Some(&interface), &function.replace('_', "-"))
@@ -116,7 +128,11 @@ pub fn run(
         .map_err(|err| unavailable(engine::describe_failure(&err)))?;
     let report = CallReport::of(&store, started);
     let output = results.first().map(from_val).unwrap_or(Value::Null);
-    Ok(RunOutput { output, report })
+    Ok(RunOutput {
+        output,
+        report,
+        contract,
+    })
 }
 
 fn json_name(wit: &str) -> String {
@@ -212,9 +228,10 @@ pub fn to_val(json: &Value, ty: &Type) -> Result<Val, String> {
         }
         Type::Enum(names) => {
             let name = json.as_str().ok_or_else(mismatch)?;
+            // Any case: recorded inputs and shadow examples write `Fixed`.
             names
                 .names()
-                .find(|case| json_name(case) == json_name(name))
+                .find(|case| json_name(case).eq_ignore_ascii_case(&json_name(name)))
                 .map(|case| Val::Enum(case.to_owned()))
                 .ok_or_else(mismatch)
         }

@@ -7,6 +7,7 @@
 //! state, and re-reads it every few seconds in case a notification was lost
 //! while its connection was down. A starting instance joins the state it
 //! finds; the environment's manifest only fills slots that have none.
+//! Shadows (see [`super::shadow`]) are deployment state the same way.
 
 use std::{
     collections::HashMap,
@@ -27,6 +28,7 @@ use super::{
     manifest::{self, Manifest},
     metadata,
     registry::SlotState,
+    shadow::Shadows,
 };
 use crate::{
     config::Settings,
@@ -39,14 +41,48 @@ const CHANNEL: &str = "commerce_policy";
 const CHANGE_LOCK: i64 = 0x706f_6c69_6379; // "policy"
 /// How often each instance re-reads the state regardless of notifications.
 const RESYNC_EVERY: Duration = Duration::from_secs(5);
+/// How often each instance adds its shadow outcomes to the deployment's.
+const SHADOW_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 pub struct PolicyService {
-    db: PgPool,
+    pub(super) db: PgPool,
     pub registry: Registry,
     compiled: Mutex<HashMap<[u8; 32], Component>>,
     /// Serializes installs, so an older read never replaces a newer one.
-    sync_lock: tokio::sync::Mutex<()>,
+    pub(super) sync_lock: tokio::sync::Mutex<()>,
+    pub(super) shadows: Shadows,
     settings: Arc<Settings>,
+}
+
+/// What a notification on [`CHANNEL`] announces: `<slot>` for the active
+/// versions, `shadow:<slot>` for the shadow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    Slot(Slot),
+    Shadow(Slot),
+}
+
+impl Change {
+    fn payload(self) -> String {
+        match self {
+            Change::Slot(slot) => slot.as_str().to_owned(),
+            Change::Shadow(slot) => format!("shadow:{slot}"),
+        }
+    }
+
+    fn parse(payload: &str) -> Option<Self> {
+        match payload.strip_prefix("shadow:") {
+            Some(slot) => slot.parse().ok().map(Change::Shadow),
+            None => payload.parse().ok().map(Change::Slot),
+        }
+    }
+
+    fn everything() -> Vec<Self> {
+        Slot::ALL
+            .into_iter()
+            .flat_map(|slot| [Change::Slot(slot), Change::Shadow(slot)])
+            .collect()
+    }
 }
 
 /// A row of `policy_versions`.
@@ -91,9 +127,11 @@ impl PolicyService {
         }
 
         let compiled = Mutex::new(compiled);
+        let shadows = Shadows::start()?;
         let load = Loader {
             db: &db,
             compiled: &compiled,
+            shadows: &shadows,
         };
         let pricing = load.slot(Slot::Pricing, None).await?;
         let coupon = load.slot(Slot::Coupon, None).await?;
@@ -103,13 +141,21 @@ impl PolicyService {
             let active = registry.active(slot);
             tracing::info!(%slot, policy = %active.label(), source = %active.info.source, "policy active");
         }
-        Ok(Arc::new(Self {
+        let service = Arc::new(Self {
             db,
             registry,
             compiled,
             sync_lock: tokio::sync::Mutex::new(()),
+            shadows,
             settings,
-        }))
+        });
+        for slot in Slot::ALL {
+            // A shadow is an experiment: one that cannot load never stops the server.
+            if let Err(err) = service.sync_shadow(slot).await {
+                tracing::warn!(%slot, error = %format!("{err:#}"), "cannot load the slot's shadow");
+            }
+        }
+        Ok(service)
     }
 
     /// Installs the slot's state as PostgreSQL has it now.
@@ -119,6 +165,7 @@ impl PolicyService {
         let loader = Loader {
             db: &self.db,
             compiled: &self.compiled,
+            shadows: &self.shadows,
         };
         let state = loader.slot(slot, Some(&current)).await?;
         let unchanged = state.active.activation == current.active.activation
@@ -135,14 +182,8 @@ impl PolicyService {
     /// deployment's active version, keeping the slot's configuration.
     pub async fn upload(&self, slot: Slot, bytes: Vec<u8>) -> ApiResult<PolicyInfo> {
         let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-        let (name, version) = metadata::read(&bytes).unwrap_or_else(|| {
-            (
-                "unnamed".to_owned(),
-                format!("sha-{}", &hex::encode(sha256)[..12]),
-            )
-        });
-        let component = check(slot, bytes.clone()).await?;
-        lock(&self.compiled).insert(sha256, component);
+        let (name, version) = metadata::label(&bytes, &sha256);
+        self.check_and_keep(slot, &sha256, bytes.clone()).await?;
         let mut tx = self.db.begin().await?;
         lock_changes(&mut tx).await?;
         let config = live(&mut tx, slot, 1)
@@ -176,7 +217,7 @@ impl PolicyService {
             .bind(rows[0].id)
             .execute(&mut *tx)
             .await?;
-        notify(&mut tx, slot).await?;
+        notify(&mut tx, Change::Slot(slot)).await?;
         tx.commit().await?;
         self.synced(slot).await
     }
@@ -227,10 +268,32 @@ impl PolicyService {
         Ok(self.registry.active(slot).info.clone())
     }
 
-    /// Follows changes made through other instances until `stop`.
+    /// Compiles `bytes` and checks them against the slot's world, keeping
+    /// the compiled component for when its version is installed.
+    pub(super) async fn check_and_keep(
+        &self,
+        slot: Slot,
+        sha256: &[u8; 32],
+        bytes: Vec<u8>,
+    ) -> Result<(), PolicyError> {
+        let component = check(slot, bytes).await?;
+        lock(&self.compiled).insert(*sha256, component);
+        Ok(())
+    }
+
+    /// The compiled component with this digest, from PostgreSQL if this
+    /// instance has not compiled it yet.
+    pub(super) async fn component(&self, slot: Slot, sha256: &[u8]) -> anyhow::Result<Component> {
+        let mut conn = self.db.acquire().await?;
+        component(&mut conn, &self.compiled, slot, sha256).await
+    }
+
+    /// Follows changes made through other instances until `stop`, and adds
+    /// this instance's shadow outcomes to the deployment's every second.
     pub async fn follow(self: Arc<Self>, stop: CancellationToken) {
         let mut listener: Option<PgListener> = None;
         let mut resync = tokio::time::interval(RESYNC_EVERY);
+        let mut flush = tokio::time::interval(SHADOW_FLUSH_EVERY);
         loop {
             if listener.is_none() {
                 listener = match PgListener::connect_with(&self.db).await {
@@ -252,27 +315,38 @@ impl PolicyService {
                     Some(listener) => listener
                         .recv()
                         .await
-                        .map(|n| n.payload().parse::<Slot>().ok()),
+                        .map(|n| Change::parse(n.payload())),
                     None => std::future::pending().await,
                 }
             };
-            let slots: Vec<Slot> = tokio::select! {
-                () = stop.cancelled() => return,
-                _ = resync.tick() => Slot::ALL.to_vec(),
+            let changes: Vec<Change> = tokio::select! {
+                () = stop.cancelled() => {
+                    self.flush_shadows().await;
+                    return;
+                }
+                _ = flush.tick() => {
+                    self.flush_shadows().await;
+                    continue;
+                }
+                _ = resync.tick() => Change::everything(),
                 received = notification => match received {
-                    Ok(Some(slot)) => vec![slot],
+                    Ok(Some(change)) => vec![change],
                     Ok(None) => Vec::new(),
                     Err(err) => {
                         // Notifications may have been missed: read everything.
                         tracing::warn!(%err, "lost the policy change listener; re-reading");
                         listener = None;
-                        Slot::ALL.to_vec()
+                        Change::everything()
                     }
                 },
             };
-            for slot in slots {
-                if let Err(err) = self.sync(slot).await {
-                    tracing::warn!(%slot, error = %format!("{err:#}"), "cannot install the policy state");
+            for change in changes {
+                let synced = match change {
+                    Change::Slot(slot) => self.sync(slot).await,
+                    Change::Shadow(slot) => self.sync_shadow(slot).await,
+                };
+                if let Err(err) = synced {
+                    tracing::warn!(?change, error = %format!("{err:#}"), "cannot install the policy state");
                 }
             }
         }
@@ -306,6 +380,7 @@ async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Component, PolicyError> {
             sha256: String::new(),
             loaded_at: Utc::now(),
             source: String::new(),
+            contract: String::new(),
         };
         LoadedPolicy::prepare(slot, component.clone(), info, Vec::new(), 0)?;
         Ok(component)
@@ -318,6 +393,7 @@ async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Component, PolicyError> {
 struct Loader<'a> {
     db: &'a PgPool,
     compiled: &'a Mutex<HashMap<[u8; 32], Component>>,
+    shadows: &'a Shadows,
 }
 
 impl Loader<'_> {
@@ -352,37 +428,47 @@ impl Loader<'_> {
         if let Some(policy) = known {
             return Ok(policy.clone());
         }
-        let sha256: [u8; 32] = row.sha256.as_slice().try_into()?;
-        let cached = lock(self.compiled).get(&sha256).cloned();
-        let component = match cached {
-            Some(component) => component,
-            None => {
-                let bytes: Vec<u8> =
-                    sqlx::query_scalar("select bytes from policy_components where sha256 = $1")
-                        .bind(&row.sha256)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                let component = check(slot, bytes).await?;
-                lock(self.compiled).insert(sha256, component.clone());
-                component
-            }
-        };
+        let component = component(conn, self.compiled, slot, &row.sha256).await?;
         let info = PolicyInfo {
             slot,
             name: row.name,
             version: row.version,
-            sha256: hex::encode(sha256),
+            sha256: hex::encode(&row.sha256),
             loaded_at: row.activated_at,
             source: row.source,
+            contract: String::new(),
         };
-        Ok(LoadedPolicy::prepare(
+        Ok(LoadedPolicy::prepare_in(
             slot,
             component,
             info,
             row.config.0,
             row.id,
+            Some(self.shadows.slot(slot).clone()),
         )?)
     }
+}
+
+/// The compiled component with this digest: compiled before by this
+/// instance, or read from `policy_components` and compiled now.
+async fn component(
+    conn: &mut PgConnection,
+    compiled: &Mutex<HashMap<[u8; 32], Component>>,
+    slot: Slot,
+    sha256: &[u8],
+) -> anyhow::Result<Component> {
+    let key: [u8; 32] = sha256.try_into()?;
+    if let Some(component) = lock(compiled).get(&key).cloned() {
+        return Ok(component);
+    }
+    let bytes: Vec<u8> =
+        sqlx::query_scalar("select bytes from policy_components where sha256 = $1")
+            .bind(sha256)
+            .fetch_one(&mut *conn)
+            .await?;
+    let component = check(slot, bytes).await?;
+    lock(compiled).insert(key, component.clone());
+    Ok(component)
 }
 
 /// A version about to be activated.
@@ -409,7 +495,7 @@ impl NewActivation {
     }
 }
 
-async fn lock_changes(tx: &mut PgConnection) -> sqlx::Result<()> {
+pub(super) async fn lock_changes(tx: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query("select pg_advisory_xact_lock($1)")
         .bind(CHANGE_LOCK)
         .execute(tx)
@@ -432,14 +518,24 @@ async fn live(conn: &mut PgConnection, slot: Slot, limit: i64) -> sqlx::Result<V
     .await
 }
 
-async fn activate(tx: &mut PgConnection, slot: Slot, new: &NewActivation) -> sqlx::Result<()> {
+/// Stores a component's bytes once per content.
+pub(super) async fn store_component(
+    tx: &mut PgConnection,
+    sha256: &[u8; 32],
+    bytes: &[u8],
+) -> sqlx::Result<()> {
     sqlx::query(
         "insert into policy_components (sha256, bytes) values ($1, $2) on conflict do nothing",
     )
-    .bind(new.sha256.as_slice())
-    .bind(&new.bytes)
-    .execute(&mut *tx)
-    .await?;
+    .bind(sha256.as_slice())
+    .bind(bytes)
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+async fn activate(tx: &mut PgConnection, slot: Slot, new: &NewActivation) -> sqlx::Result<()> {
+    store_component(tx, &new.sha256, &new.bytes).await?;
     sqlx::query(
         "insert into policy_versions (slot, sha256, name, version, config, source)
          values ($1, $2, $3, $4, $5, $6)",
@@ -452,14 +548,14 @@ async fn activate(tx: &mut PgConnection, slot: Slot, new: &NewActivation) -> sql
     .bind(&new.source)
     .execute(&mut *tx)
     .await?;
-    notify(tx, slot).await
+    notify(tx, Change::Slot(slot)).await
 }
 
 /// Delivered to every listening instance when the transaction commits.
-async fn notify(tx: &mut PgConnection, slot: Slot) -> sqlx::Result<()> {
+pub(super) async fn notify(tx: &mut PgConnection, change: Change) -> sqlx::Result<()> {
     sqlx::query("select pg_notify($1, $2)")
         .bind(CHANNEL)
-        .bind(slot.as_str())
+        .bind(change.payload())
         .execute(tx)
         .await
         .map(drop)

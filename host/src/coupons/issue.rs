@@ -1,0 +1,188 @@
+//! Issuing a coupon to a user: the checks every path shares, then the
+//! configured strategy, or PostgreSQL alone while Redis is unavailable.
+//!
+//! The checks run in the order of their answers: the coupon exists
+//! (`COUPON_NOT_FOUND`) and is valid now (`COUPON_NOT_ACTIVE`), the user
+//! exists (`USER_NOT_FOUND`), the coupon policy's `can-issue` agrees
+//! (`COUPON_NOT_ELIGIBLE`). Only then is anything taken, by
+//! - `reserve` ([`super::reserve`]): a Redis script takes one, a transaction
+//!   records it;
+//! - `lock` ([`super::lock`]): a fenced Redis lock around the transaction;
+//! - PostgreSQL alone ([`super::fallback`]) when a Redis call fails or times
+//!   out, and for a second after that (see [`super::circuit`]).
+//!
+//! A 201 always means the row is committed.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    Coupon, Failure, IssueStrategy, IssuedCoupon, circuit::Circuit, fallback, lock, reserve,
+};
+use crate::{
+    http::error::{ApiError, ApiResult},
+    policy::{
+        Slot,
+        bindings::{IssueInput, UserFacts},
+    },
+    state::AppState,
+    users,
+};
+
+/// What issuance keeps between the requests of one process.
+#[derive(Default)]
+pub struct Issuance {
+    circuit: Circuit,
+    turns: lock::Turns,
+}
+
+impl Issuance {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Issues the coupon to the user, or says why not.
+pub async fn issue(state: &AppState, coupon_id: i64, user_id: i64) -> ApiResult<IssuedCoupon> {
+    let state = state.clone();
+    // The issuance runs in a task of its own, to its end even when the client
+    // goes away: a reservation taken in Redis is then always either committed
+    // or given back, never dropped half way.
+    tokio::spawn(async move { issue_to_the_end(&state, coupon_id, user_id).await })
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))?
+}
+
+async fn issue_to_the_end(
+    state: &AppState,
+    coupon_id: i64,
+    user_id: i64,
+) -> ApiResult<IssuedCoupon> {
+    let (coupon, user_created_at) = read(state, coupon_id, user_id).await?;
+    let strategy = state.settings.coupon_issue_strategy;
+    let (path, outcome) = match check(state, &coupon, user_id, user_created_at).await {
+        Ok(()) => take(state, strategy, coupon_id, user_id).await,
+        Err(refused) => (strategy.as_str(), Err(refused)),
+    };
+    count(coupon_id, path, &outcome);
+    outcome
+}
+
+/// The coupon, and when the user was created (`None`: no such user), in one
+/// round trip.
+async fn read(
+    state: &AppState,
+    coupon_id: i64,
+    user_id: i64,
+) -> ApiResult<(Coupon, Option<DateTime<Utc>>)> {
+    #[derive(sqlx::FromRow)]
+    struct Read {
+        #[sqlx(flatten)]
+        coupon: Coupon,
+        user_created_at: Option<DateTime<Utc>>,
+    }
+    let read: Option<Read> = sqlx::query_as(&format!(
+        "select {}, (select created_at from users where id = $2) as user_created_at
+           from coupons where id = $1",
+        super::COLUMNS
+    ))
+    .bind(coupon_id)
+    .bind(user_id)
+    .fetch_optional(&state.db)
+    .await?;
+    let read = read.ok_or(ApiError::CouponNotFound(coupon_id))?;
+    Ok((read.coupon, read.user_created_at))
+}
+
+/// Everything that may refuse the user before anything is taken.
+async fn check(
+    state: &AppState,
+    coupon: &Coupon,
+    user_id: i64,
+    user_created_at: Option<DateTime<Utc>>,
+) -> ApiResult<()> {
+    let now = Utc::now();
+    if !coupon.is_active_at(now) {
+        return Err(ApiError::CouponNotActive(format!(
+            "coupon {} is valid from {} until {}",
+            coupon.id,
+            coupon.valid_from.to_rfc3339(),
+            coupon.valid_until.to_rfc3339()
+        )));
+    }
+    let created_at = user_created_at.ok_or(ApiError::UserNotFound(user_id))?;
+    let input = IssueInput {
+        user: UserFacts {
+            id: user_id as u64,
+            created_at: created_at.timestamp(),
+            paid_orders: users::paid_orders(&state.db, user_id).await?,
+            lifetime_spend: users::lifetime_spend(&state.db, user_id).await?,
+        },
+        coupon: coupon.terms(),
+        now: now.timestamp(),
+        config: Vec::new(),
+    };
+    let policy = state.policies.registry.active(Slot::Coupon);
+    // A policy call is CPU work: it runs on a blocking thread.
+    let decision = tokio::task::spawn_blocking(move || policy.can_issue(input))
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))??;
+    decision.map_err(ApiError::CouponNotEligible)
+}
+
+/// Takes one for the user along the path Redis allows; returns the path's
+/// name with the outcome.
+async fn take(
+    state: &AppState,
+    strategy: IssueStrategy,
+    coupon_id: i64,
+    user_id: i64,
+) -> (&'static str, ApiResult<IssuedCoupon>) {
+    let issuance = &state.coupons;
+    if issuance.circuit.allows() {
+        let taken = match strategy {
+            IssueStrategy::Reserve => {
+                reserve::issue(&state.redis, &state.db, coupon_id, user_id).await
+            }
+            IssueStrategy::Lock => {
+                lock::issue(&state.redis, &state.db, &issuance.turns, coupon_id, user_id).await
+            }
+        };
+        match taken {
+            Ok(issued) => {
+                issuance.circuit.succeeded();
+                return (strategy.as_str(), Ok(issued));
+            }
+            Err(Failure::Answer(answer)) => {
+                issuance.circuit.succeeded();
+                return (strategy.as_str(), Err(answer));
+            }
+            Err(Failure::Redis(why)) => issuance.circuit.failed(why),
+        }
+    }
+    (
+        "database",
+        fallback::issue(&state.db, coupon_id, user_id).await,
+    )
+}
+
+/// `coupon_issue_total{coupon, strategy, outcome}`. `strategy` is the path
+/// that decided: `reserve` or `lock` as configured, or `database` while Redis
+/// was unavailable.
+fn count(coupon_id: i64, strategy: &'static str, outcome: &ApiResult<IssuedCoupon>) {
+    let outcome = match outcome {
+        Ok(_) => "issued",
+        Err(ApiError::CouponSoldOut(_)) => "sold_out",
+        Err(ApiError::CouponAlreadyIssued { .. }) => "already_issued",
+        Err(ApiError::CouponNotEligible(_)) => "not_eligible",
+        Err(ApiError::CouponNotActive(_)) => "not_active",
+        Err(ApiError::UserNotFound(_)) => "user_not_found",
+        Err(_) => "error",
+    };
+    metrics::counter!(
+        "coupon_issue_total",
+        "coupon" => coupon_id.to_string(),
+        "strategy" => strategy,
+        "outcome" => outcome,
+    )
+    .increment(1);
+}

@@ -1,0 +1,249 @@
+//! `commerce:policy@1.0.0`, served unchanged to the components built against
+//! it: the host's (newest) input is converted down to these records, without
+//! what 1.0.0 does not have, and the component's output converted up.
+
+use wasmtime::{
+    Store,
+    component::{HasSelf, InstancePre, Linker},
+};
+
+use super::v1_1 as latest;
+use crate::policy::{
+    Slot,
+    call::{Call, Output},
+    engine::CallState,
+};
+
+pub mod pricing {
+    wasmtime::component::bindgen!({
+        world: "pricing-policy",
+        path: "../wit/commerce-policy@1.0.0",
+    });
+}
+
+pub mod coupon {
+    wasmtime::component::bindgen!({
+        world: "coupon-policy",
+        path: "../wit/commerce-policy@1.0.0",
+        with: {
+            "commerce:policy/types": super::pricing::commerce::policy::types,
+            "commerce:policy/host": super::pricing::commerce::policy::host,
+        },
+    });
+}
+
+pub mod order_rules {
+    wasmtime::component::bindgen!({
+        world: "order-rules-policy",
+        path: "../wit/commerce-policy@1.0.0",
+        with: {
+            "commerce:policy/types": super::pricing::commerce::policy::types,
+            "commerce:policy/host": super::pricing::commerce::policy::host,
+        },
+    });
+}
+
+use coupon::exports::commerce::policy::coupon::{ApplyInput, IssueInput};
+use order_rules::exports::commerce::policy::order_rules::OrderInput;
+use pricing::commerce::policy::types::{
+    CouponTerms, DiscountKind, Line, LogLevel, PricedLine, UserFacts, Violation,
+};
+use pricing::exports::commerce::policy::pricing::{LinePrice, PricingInput};
+
+impl pricing::commerce::policy::host::Host for CallState {
+    fn log(&mut self, level: LogLevel, message: String) {
+        let level = match level {
+            LogLevel::Trace => latest::LogLevel::Trace,
+            LogLevel::Debug => latest::LogLevel::Debug,
+            LogLevel::Info => latest::LogLevel::Info,
+            LogLevel::Warn => latest::LogLevel::Warn,
+            LogLevel::Error => latest::LogLevel::Error,
+        };
+        self.record_log(level, message);
+    }
+}
+
+impl pricing::commerce::policy::types::Host for CallState {}
+
+/// Defines this version's `host` and `types` imports.
+pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    pricing::commerce::policy::host::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    pricing::commerce::policy::types::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+}
+
+/// A component pre-linked against one slot's 1.0.0 world.
+pub enum Prepared {
+    Pricing(pricing::PricingPolicyPre<CallState>),
+    Coupon(coupon::CouponPolicyPre<CallState>),
+    OrderRules(order_rules::OrderRulesPolicyPre<CallState>),
+}
+
+impl Prepared {
+    pub fn new(slot: Slot, pre: InstancePre<CallState>) -> wasmtime::Result<Self> {
+        Ok(match slot {
+            Slot::Pricing => Prepared::Pricing(pricing::PricingPolicyPre::new(pre)?),
+            Slot::Coupon => Prepared::Coupon(coupon::CouponPolicyPre::new(pre)?),
+            Slot::OrderRules => {
+                Prepared::OrderRules(order_rules::OrderRulesPolicyPre::new(pre)?)
+            }
+        })
+    }
+
+    /// Instantiates the component in `store` and makes the call, converting
+    /// the input down and the output up.
+    pub fn call(&self, store: &mut Store<CallState>, call: &Call) -> wasmtime::Result<Output> {
+        Ok(match (self, call) {
+            (Prepared::Pricing(pre), Call::Price(input)) => {
+                let instance = pre.instantiate(&mut *store)?;
+                let pricing = instance.commerce_policy_pricing();
+                let prices = pricing.call_price(&mut *store, &input.into())?;
+                Output::Prices(prices.into_iter().map(Into::into).collect())
+            }
+            (Prepared::Coupon(pre), Call::Apply(input)) => {
+                let instance = pre.instantiate(&mut *store)?;
+                let coupon = instance.commerce_policy_coupon();
+                Output::Applied(coupon.call_apply(&mut *store, &input.into())?)
+            }
+            (Prepared::Coupon(pre), Call::CanIssue(input)) => {
+                let instance = pre.instantiate(&mut *store)?;
+                let coupon = instance.commerce_policy_coupon();
+                Output::Issuable(coupon.call_can_issue(&mut *store, &input.into())?)
+            }
+            (Prepared::OrderRules(pre), Call::Check(input)) => {
+                let instance = pre.instantiate(&mut *store)?;
+                let rules = instance.commerce_policy_order_rules();
+                let violations = rules.call_check(&mut *store, &input.into())?;
+                Output::Violations(violations.into_iter().map(Into::into).collect())
+            }
+            (_, call) => anyhow::bail!("{} is not a call of this slot", call.function()),
+        })
+    }
+}
+
+// Down: the host's input as 1.0.0 has it.
+
+impl From<&latest::UserFacts> for UserFacts {
+    fn from(user: &latest::UserFacts) -> Self {
+        Self {
+            id: user.id,
+            created_at: user.created_at,
+            paid_orders: user.paid_orders,
+        }
+    }
+}
+
+impl From<&latest::Line> for Line {
+    fn from(line: &latest::Line) -> Self {
+        Self {
+            product_id: line.product_id,
+            name: line.name.clone(),
+            category: line.category.clone(),
+            unit_price: line.unit_price,
+            quantity: line.quantity,
+        }
+    }
+}
+
+impl From<&latest::PricedLine> for PricedLine {
+    fn from(line: &latest::PricedLine) -> Self {
+        Self {
+            product_id: line.product_id,
+            name: line.name.clone(),
+            category: line.category.clone(),
+            unit_price: line.unit_price,
+            quantity: line.quantity,
+            discount: line.discount,
+            line_total: line.line_total,
+        }
+    }
+}
+
+impl From<&latest::CouponTerms> for CouponTerms {
+    fn from(terms: &latest::CouponTerms) -> Self {
+        Self {
+            coupon_id: terms.coupon_id,
+            name: terms.name.clone(),
+            kind: match terms.kind {
+                latest::DiscountKind::Fixed => DiscountKind::Fixed,
+                latest::DiscountKind::Percent => DiscountKind::Percent,
+            },
+            value: terms.value,
+            max_amount: terms.max_amount,
+            min_order_amount: terms.min_order_amount,
+            valid_from: terms.valid_from,
+            valid_until: terms.valid_until,
+        }
+    }
+}
+
+impl From<&latest::PricingInput> for PricingInput {
+    fn from(input: &latest::PricingInput) -> Self {
+        Self {
+            lines: input.lines.iter().map(Into::into).collect(),
+            user: (&input.user).into(),
+            now: input.now,
+            config: input.config.clone(),
+        }
+    }
+}
+
+impl From<&latest::ApplyInput> for ApplyInput {
+    fn from(input: &latest::ApplyInput) -> Self {
+        Self {
+            lines: input.lines.iter().map(Into::into).collect(),
+            subtotal: input.subtotal,
+            user: (&input.user).into(),
+            coupon: (&input.coupon).into(),
+            now: input.now,
+            config: input.config.clone(),
+        }
+    }
+}
+
+impl From<&latest::IssueInput> for IssueInput {
+    fn from(input: &latest::IssueInput) -> Self {
+        Self {
+            user: (&input.user).into(),
+            coupon: (&input.coupon).into(),
+            now: input.now,
+            config: input.config.clone(),
+        }
+    }
+}
+
+impl From<&latest::OrderInput> for OrderInput {
+    fn from(input: &latest::OrderInput) -> Self {
+        Self {
+            lines: input.lines.iter().map(Into::into).collect(),
+            subtotal: input.subtotal,
+            coupon_discount: input.coupon_discount,
+            total: input.total,
+            user: (&input.user).into(),
+            coupon: input.coupon.as_ref().map(Into::into),
+            now: input.now,
+            config: input.config.clone(),
+        }
+    }
+}
+
+// Up: the component's answer in the host's types.
+
+impl From<LinePrice> for latest::LinePrice {
+    fn from(price: LinePrice) -> Self {
+        Self {
+            product_id: price.product_id,
+            unit_price: price.unit_price,
+            discount: price.discount,
+            reason: price.reason,
+        }
+    }
+}
+
+impl From<Violation> for latest::Violation {
+    fn from(violation: Violation) -> Self {
+        Self {
+            code: violation.code,
+            message: violation.message,
+        }
+    }
+}
