@@ -79,12 +79,11 @@ impl Application {
             jobs.child_token(),
         ));
         tokio::spawn(state.policies.clone().follow(jobs.child_token()));
-        if state.settings.watches_policies() {
-            tokio::spawn(policy::watch::follow(
-                state.policies.clone(),
-                state.settings.clone(),
-                jobs.child_token(),
-            ));
+        if state.settings.watches_policies()
+            && let Some(watch) =
+                policy::watch::PolicyWatch::start(state.policies.clone(), state.settings.clone())
+        {
+            tokio::spawn(watch.follow(jobs.child_token()));
         }
         tokio::spawn(policy::recorded::prune_periodically(
             state.db.clone(),

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::{
     http::error::{ApiError, ApiResult},
     paging::{Page, PageRequest},
+    validate,
 };
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -66,12 +67,11 @@ pub struct Filter {
 
 impl Filter {
     pub fn validate(self) -> ApiResult<Self> {
-        if let Some(name) = &self.name
-            && name.chars().count() > MAX_NAME_CHARS
-        {
-            return Err(ApiError::invalid(format!(
-                "name must be at most {MAX_NAME_CHARS} characters"
-            )));
+        if let Some(name) = &self.name {
+            validate::search("name", name, MAX_NAME_CHARS)?;
+        }
+        if let Some(category) = &self.category {
+            validate::search("category", category, MAX_CATEGORY_CHARS)?;
         }
         for (field, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
             if value.is_some_and(|price| price < 0) {
@@ -251,13 +251,7 @@ pub struct ProductPatch {
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> ApiResult<()> {
-    let length = value.trim().chars().count();
-    if length == 0 || length > max {
-        return Err(ApiError::invalid(format!(
-            "{field} must be 1-{max} characters"
-        )));
-    }
-    Ok(())
+    validate::text(field, value, max).map(drop)
 }
 
 fn check_range(field: &str, value: i64, max: i64) -> ApiResult<()> {

@@ -10,7 +10,7 @@ use crate::{
     Application,
     config::Settings,
     db, demo,
-    policy::{Slot, runner},
+    policy::{Slot, replay, runner},
     seed, telemetry,
 };
 
@@ -59,6 +59,25 @@ enum PolicyCommand {
         #[arg(long)]
         slot: Slot,
     },
+    /// Re-run the policy inputs recorded with each order through a candidate:
+    /// how many orders it would change, by how much money, and the first ones.
+    Replay {
+        /// The slot the candidate would fill: pricing, coupon or order_rules.
+        #[arg(long)]
+        slot: Slot,
+        /// The candidate component, e.g. target/plugins/pricing-bulk.wasm.
+        #[arg(long)]
+        component: PathBuf,
+        /// Orders placed since: a duration back from now (24h, 30m, 7d) or an RFC 3339 time.
+        #[arg(long, default_value = "24h", value_parser = replay::parse_since)]
+        since: chrono::DateTime<chrono::Utc>,
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/commerce"
+        )]
+        database_url: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -101,7 +120,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Some(Command::Serve(serve)) => run_server(serve).await,
             None => run_server(cli.serve).await,
-            Some(Command::Policy(command)) => run_policy(command),
+            Some(Command::Policy(command)) => run_policy(command).await,
             Some(Command::Seed(seed)) => {
                 let db = db::prepare(&seed.database_url, 4).await?;
                 seed::products(&db, seed.products).await
@@ -125,13 +144,34 @@ async fn run_server(serve: Serve) -> anyhow::Result<()> {
     app.run_until_stopped().await
 }
 
-fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
+async fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { component, slot } => {
             let bytes = std::fs::read(&component)
                 .with_context(|| format!("cannot read {}", component.display()))?;
-            runner::check(&bytes, slot)?;
-            println!("{} implements the {slot} slot", component.display());
+            let policy = runner::load(&bytes, slot)?;
+            println!(
+                "{} implements the {slot} slot (commerce:policy@{})",
+                component.display(),
+                policy.info.contract
+            );
+            Ok(())
+        }
+        PolicyCommand::Replay {
+            slot,
+            component,
+            since,
+            database_url,
+        } => {
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            let candidate = runner::load(&bytes, slot)?;
+            let db = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(&database_url)
+                .await
+                .with_context(|| format!("cannot connect to {database_url}"))?;
+            print!("{}", replay::replay(&db, candidate, since).await?);
             Ok(())
         }
         PolicyCommand::Run {
@@ -159,9 +199,10 @@ fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
             let run = runner::run(&bytes, slot, &function, &input)?;
             println!("{}", serde_json::to_string_pretty(&run.output)?);
             println!(
-                "fuel: {} instructions, time: {:.3} ms",
+                "fuel: {} instructions, time: {:.3} ms, contract: commerce:policy@{}",
                 run.report.fuel,
-                run.report.elapsed.as_secs_f64() * 1000.0
+                run.report.elapsed.as_secs_f64() * 1000.0,
+                run.contract
             );
             for (level, message) in &run.report.logs {
                 println!("log {level:?}: {message}");

@@ -23,6 +23,7 @@ pub mod seed;
 pub mod state;
 pub mod telemetry;
 pub mod users;
+pub mod validate;
 
 pub use application::Application;
 pub use config::Settings;

@@ -19,12 +19,7 @@ pub const MAX_NAME_CHARS: usize = 100;
 
 /// Creates a user and its wallet in one transaction.
 pub async fn create(db: &PgPool, name: &str) -> ApiResult<User> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::invalid(format!(
-            "name must be 1-{MAX_NAME_CHARS} characters"
-        )));
-    }
+    let name = crate::validate::text("name", name, MAX_NAME_CHARS)?;
     let mut tx = db.begin().await?;
     let user: User =
         sqlx::query_as("insert into users (name) values ($1) returning id, name, created_at")

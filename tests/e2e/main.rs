@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod coupons;
+mod evolution;
 mod faults;
 mod idempotency;
 mod limits;
@@ -11,3 +12,4 @@ mod orders;
 mod points;
 mod policies;
 mod products;
+mod shadow;

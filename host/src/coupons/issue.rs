@@ -25,7 +25,6 @@ use crate::{
         bindings::{IssueInput, UserFacts},
     },
     state::AppState,
-    users,
 };
 
 /// What issuance keeps between the requests of one process.
@@ -57,9 +56,9 @@ async fn issue_to_the_end(
     coupon_id: i64,
     user_id: i64,
 ) -> ApiResult<IssuedCoupon> {
-    let (coupon, user_created_at) = read(state, coupon_id, user_id).await?;
+    let (coupon, user) = read(state, coupon_id, user_id).await?;
     let strategy = state.settings.coupon_issue_strategy;
-    let (path, outcome) = match check(state, &coupon, user_id, user_created_at).await {
+    let (path, outcome) = match check(state, &coupon, user_id, user).await {
         Ok(()) => take(state, strategy, coupon_id, user_id).await,
         Err(refused) => (strategy.as_str(), Err(refused)),
     };
@@ -67,22 +66,29 @@ async fn issue_to_the_end(
     outcome
 }
 
-/// The coupon, and when the user was created (`None`: no such user), in one
-/// round trip.
+/// The coupon, and what the coupon policy may know of the user (`None`: no
+/// such user), in one round trip: this is the path bursts hit. The order
+/// facts mean what `users::paid_orders` and `users::lifetime_spend` mean.
 async fn read(
     state: &AppState,
     coupon_id: i64,
     user_id: i64,
-) -> ApiResult<(Coupon, Option<DateTime<Utc>>)> {
+) -> ApiResult<(Coupon, Option<UserFacts>)> {
     #[derive(sqlx::FromRow)]
     struct Read {
         #[sqlx(flatten)]
         coupon: Coupon,
         user_created_at: Option<DateTime<Utc>>,
+        paid_orders: i64,
+        lifetime_spend: i64,
     }
     let read: Option<Read> = sqlx::query_as(&format!(
-        "select {}, (select created_at from users where id = $2) as user_created_at
-           from coupons where id = $1",
+        "select {}, (select created_at from users where id = $2) as user_created_at,
+                paid.orders as paid_orders, paid.spend as lifetime_spend
+           from coupons,
+                (select count(*) as orders, coalesce(sum(total), 0)::bigint as spend
+                   from orders where user_id = $2 and status = 'paid') paid
+          where coupons.id = $1",
         super::COLUMNS
     ))
     .bind(coupon_id)
@@ -90,7 +96,13 @@ async fn read(
     .fetch_optional(&state.db)
     .await?;
     let read = read.ok_or(ApiError::CouponNotFound(coupon_id))?;
-    Ok((read.coupon, read.user_created_at))
+    let user = read.user_created_at.map(|created_at| UserFacts {
+        id: user_id as u64,
+        created_at: created_at.timestamp(),
+        paid_orders: u32::try_from(read.paid_orders).unwrap_or(u32::MAX),
+        lifetime_spend: read.lifetime_spend,
+    });
+    Ok((read.coupon, user))
 }
 
 /// Everything that may refuse the user before anything is taken.
@@ -98,7 +110,7 @@ async fn check(
     state: &AppState,
     coupon: &Coupon,
     user_id: i64,
-    user_created_at: Option<DateTime<Utc>>,
+    user: Option<UserFacts>,
 ) -> ApiResult<()> {
     let now = Utc::now();
     if !coupon.is_active_at(now) {
@@ -109,14 +121,8 @@ async fn check(
             coupon.valid_until.to_rfc3339()
         )));
     }
-    let created_at = user_created_at.ok_or(ApiError::UserNotFound(user_id))?;
     let input = IssueInput {
-        user: UserFacts {
-            id: user_id as u64,
-            created_at: created_at.timestamp(),
-            paid_orders: users::paid_orders(&state.db, user_id).await?,
-            lifetime_spend: users::lifetime_spend(&state.db, user_id).await?,
-        },
+        user: user.ok_or(ApiError::UserNotFound(user_id))?,
         coupon: coupon.terms(),
         now: now.timestamp(),
         config: Vec::new(),

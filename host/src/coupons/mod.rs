@@ -173,12 +173,7 @@ pub struct NewCoupon {
 
 impl NewCoupon {
     fn validate(&self) -> ApiResult<()> {
-        let name = self.name.trim().chars().count();
-        if name == 0 || name > MAX_NAME_CHARS {
-            return Err(ApiError::invalid(format!(
-                "name must be 1-{MAX_NAME_CHARS} characters"
-            )));
-        }
+        crate::validate::text("name", &self.name, MAX_NAME_CHARS)?;
         self.discount.validate()?;
         if !(1..=MAX_TOTAL_QUANTITY).contains(&self.total_quantity) {
             return Err(ApiError::invalid(format!(

@@ -75,7 +75,10 @@ async fn list_policies(_: Admin, State(state): State<AppState>) -> Json<PolicyLi
 #[utoipa::path(put, path = "/api/v1/admin/policies/{slot}", tag = "admin",
     security(("admin_token" = [])),
     params(("slot" = Slot, Path)),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(content(
+        (Vec<u8> = "application/wasm"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
     responses(
         (status = 200, body = PolicyInfo),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT"),
@@ -153,7 +156,10 @@ async fn reload_policies(_: Admin, State(state): State<AppState>) -> ApiResult<J
 #[utoipa::path(put, path = "/api/v1/admin/policies/{slot}/shadow", tag = "admin",
     security(("admin_token" = [])),
     params(("slot" = Slot, Path)),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(content(
+        (Vec<u8> = "application/wasm"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
     responses(
         (status = 200, body = ShadowInfo),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT"),

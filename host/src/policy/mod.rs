@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod metadata;
 pub mod recorded;
 pub mod registry;
+pub mod replay;
 pub mod runner;
 pub mod service;
 pub mod shadow;

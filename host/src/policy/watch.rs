@@ -25,85 +25,103 @@ use crate::config::Settings;
 /// How long the files must stay unchanged before they are read.
 pub const QUIET: Duration = Duration::from_millis(200);
 
-/// Follows the policy files until `stop`; logs and returns when the
-/// platform offers no file watch.
-pub async fn follow(service: Arc<PolicyService>, settings: Arc<Settings>, stop: CancellationToken) {
-    let (changed, mut changes) = mpsc::channel::<()>(1);
-    let files: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
-    let interesting = files.clone();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
-            return;
-        }
-        let files = lock(&interesting);
-        if event.paths.iter().any(|path| files.contains(path)) {
-            // A full channel already holds a change to act on.
-            let _ = changed.try_send(());
-        }
-    });
-    let mut watcher = match watcher {
-        Ok(watcher) => watcher,
-        Err(err) => {
-            tracing::warn!(%err, "cannot watch the policy files; use POST /api/v1/admin/policies/reload");
-            return;
-        }
-    };
-    let mut folders = HashSet::new();
-    watch(&mut watcher, &mut folders, &files, &settings);
-    tracing::info!(folders = ?folders, "following edits to the policy manifest and components");
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            received = changes.recv() => if received.is_none() { return },
-        }
-        // Wait for the writes to settle.
+/// A watch on the policy files, registered and ready to follow.
+pub struct PolicyWatch {
+    watcher: RecommendedWatcher,
+    folders: HashSet<PathBuf>,
+    files: Arc<Mutex<HashSet<PathBuf>>>,
+    changes: mpsc::Receiver<()>,
+    service: Arc<PolicyService>,
+    settings: Arc<Settings>,
+}
+
+impl PolicyWatch {
+    /// Watches the manifest and its components from now on; `None`, logged,
+    /// when the platform offers no file watch.
+    pub fn start(service: Arc<PolicyService>, settings: Arc<Settings>) -> Option<Self> {
+        let (changed, changes) = mpsc::channel::<()>(1);
+        let files: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
+        let interesting = files.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
+                return;
+            }
+            let files = lock(&interesting);
+            if event.paths.iter().any(|path| files.contains(path)) {
+                // A full channel already holds a change to act on.
+                let _ = changed.try_send(());
+            }
+        });
+        let watcher = match watcher {
+            Ok(watcher) => watcher,
+            Err(err) => {
+                tracing::warn!(%err, "cannot watch the policy files; use POST /api/v1/admin/policies/reload");
+                return None;
+            }
+        };
+        let mut watch = Self {
+            watcher,
+            folders: HashSet::new(),
+            files,
+            changes,
+            service,
+            settings,
+        };
+        watch.watch();
+        tracing::info!(folders = ?watch.folders, "following edits to the policy manifest and components");
+        Some(watch)
+    }
+
+    /// Reloads after each settled change, until `stop`.
+    pub async fn follow(mut self, stop: CancellationToken) {
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(QUIET) => break,
-                _ = changes.recv() => {}
+                received = self.changes.recv() => if received.is_none() { return },
             }
-        }
-        match service.reload().await {
-            Ok(()) => tracing::info!("policy files changed; reloaded the manifest"),
-            Err(err) => {
-                tracing::error!(error = %err, "policy files changed but cannot be loaded; the running policies stay");
+            // Wait for the writes to settle.
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(QUIET) => break,
+                    _ = self.changes.recv() => {}
+                }
             }
+            match self.service.reload().await {
+                Ok(()) => tracing::info!("policy files changed; reloaded the manifest"),
+                Err(err) => {
+                    tracing::error!(error = %err, "policy files changed but cannot be loaded; the running policies stay");
+                }
+            }
+            // The manifest may now name other components.
+            self.watch();
         }
-        // The manifest may now name other components.
-        watch(&mut watcher, &mut folders, &files, &settings);
     }
-}
 
-/// Watches the folders of the manifest and of the components it names, and
-/// makes those files the ones whose events count. Folders already watched
-/// stay watched.
-fn watch(
-    watcher: &mut RecommendedWatcher,
-    folders: &mut HashSet<PathBuf>,
-    files: &Mutex<HashSet<PathBuf>>,
-    settings: &Settings,
-) {
-    let wanted = policy_files(settings);
-    for file in &wanted {
-        let Some(folder) = file.parent() else {
-            continue;
-        };
-        if folders.contains(folder) {
-            continue;
-        }
-        match watcher.watch(folder, RecursiveMode::NonRecursive) {
-            Ok(()) => {
-                folders.insert(folder.to_path_buf());
+    /// Watches the folders of the manifest and of the components it names,
+    /// and makes those files the ones whose events count. Folders already
+    /// watched stay watched.
+    fn watch(&mut self) {
+        let wanted = policy_files(&self.settings);
+        for file in &wanted {
+            let Some(folder) = file.parent() else {
+                continue;
+            };
+            if self.folders.contains(folder) {
+                continue;
             }
-            Err(err) => tracing::warn!(folder = %folder.display(), %err, "cannot watch"),
+            match self.watcher.watch(folder, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.folders.insert(folder.to_path_buf());
+                }
+                Err(err) => tracing::warn!(folder = %folder.display(), %err, "cannot watch"),
+            }
         }
+        // Keep what was followed before: a broken manifest names nothing, and
+        // the component files it named may come back with its fix.
+        lock(&self.files).extend(wanted);
     }
-    let mut files = lock(files);
-    // Keep what was followed before: a broken manifest names nothing, and
-    // the component files it named may come back with its fix.
-    files.extend(wanted);
 }
 
 /// The manifest and every component file it names, as absolute paths (as

@@ -1,4 +1,5 @@
-//! Guest SDK for `commerce:policy@1.0.0` components.
+//! Guest SDK for `commerce:policy@1.0.0` components (`commerce-policy-sdk-1-1`,
+//! in `plugins/sdk-1.1`, is the same for 1.1.0).
 //!
 //! A policy is a `#![no_std]` cdylib that implements one slot's trait and
 //! exports it with that slot's macro:
@@ -33,6 +34,9 @@ pub use standard::{coupon_discount, list_prices, standard_apply};
 
 #[cfg(target_arch = "wasm32")]
 mod runtime;
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub use runtime::on_panic as __on_panic;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -154,6 +158,7 @@ macro_rules! export_pricing {
     ($policy:ident) => {
         $crate::bindings::pricing::export!($policy with_types_in $crate::bindings::pricing);
         $crate::__policy_meta!();
+        $crate::__panic_handler!($crate::log, $crate::LogLevel::Error);
     };
 }
 
@@ -163,6 +168,7 @@ macro_rules! export_coupon {
     ($policy:ident) => {
         $crate::bindings::coupon::export!($policy with_types_in $crate::bindings::coupon);
         $crate::__policy_meta!();
+        $crate::__panic_handler!($crate::log, $crate::LogLevel::Error);
     };
 }
 
@@ -172,6 +178,22 @@ macro_rules! export_order_rules {
     ($policy:ident) => {
         $crate::bindings::order_rules::export!($policy with_types_in $crate::bindings::order_rules);
         $crate::__policy_meta!();
+        $crate::__panic_handler!($crate::log, $crate::LogLevel::Error);
+    };
+}
+
+/// The component's panic handler: logs through `$log`, then traps. Defined
+/// by the export macro, in the plugin crate, so that the runtime it calls
+/// (shared with the 1.1.0 SDK) names no version's `host`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __panic_handler {
+    ($log:path, $error:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        #[panic_handler]
+        fn __commerce_policy_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::__on_panic(info, |message| $log($error, message))
+        }
     };
 }
 

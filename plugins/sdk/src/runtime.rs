@@ -5,8 +5,6 @@
 use core::alloc::Layout;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::LogLevel;
-
 /// dlmalloc is std's allocator on wasm32; it grows linear memory with
 /// `memory.grow`, so the host's memory limit turns exhaustion into a trap.
 #[global_allocator]
@@ -14,14 +12,15 @@ static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
-/// A panic is logged through the host, then traps: the host answers
+/// What a component's panic handler does (the export macro defines the
+/// handler, so that it logs through the contract version the component
+/// exports): log the panic through the host once, then trap. The host answers
 /// `POLICY_UNAVAILABLE` and the policy's state dies with its store.
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+pub fn on_panic(info: &core::panic::PanicInfo<'_>, log: impl FnOnce(&str)) -> ! {
     // Formatting allocates. If the allocation fails, the second panic must not
     // try again, or an out-of-memory panic would recurse until the stack ends.
     if !PANICKED.swap(true, Ordering::Relaxed) {
-        crate::log(LogLevel::Error, &alloc::format!("panic: {info}"));
+        log(&alloc::format!("panic: {info}"));
     }
     core::arch::wasm32::unreachable()
 }

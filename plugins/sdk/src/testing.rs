@@ -26,7 +26,8 @@ use serde_json::{Map, Value, json};
 
 use crate::*;
 
-type Outcome<T> = Result<T, String>;
+/// A decoded value, or what is wrong with the case.
+pub type Outcome<T> = Result<T, String>;
 
 pub(crate) fn print_log(level: LogLevel, message: &str) {
     std::eprintln!("[{level:?}] {message}");
@@ -65,7 +66,9 @@ pub fn order_rules_cases<R: OrderRules>(crate_dir: &str) {
     });
 }
 
-fn run_cases(crate_dir: &str, slot: &str, run: impl Fn(&str, &Value) -> Outcome<Value>) {
+/// Runs every `cases/*.json` of the crate at `crate_dir` through `run` and
+/// compares its answer with the case's `expected`.
+pub fn run_cases(crate_dir: &str, slot: &str, run: impl Fn(&str, &Value) -> Outcome<Value>) {
     let dir = Path::new(crate_dir).join("cases");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -109,43 +112,44 @@ fn run_cases(crate_dir: &str, slot: &str, run: impl Fn(&str, &Value) -> Outcome<
     );
 }
 
-// Decoding: every missing or mistyped field names itself.
+// Decoding: every missing or mistyped field names itself. Public for the
+// 1.1.0 SDK's cases, which decode what 1.0.0 has with these.
 
-fn field<'a>(v: &'a Value, key: &str) -> Outcome<&'a Value> {
+pub fn field<'a>(v: &'a Value, key: &str) -> Outcome<&'a Value> {
     v.get(key).ok_or_else(|| format!("missing field `{key}`"))
 }
 
-fn int(v: &Value, key: &str) -> Outcome<i64> {
+pub fn int(v: &Value, key: &str) -> Outcome<i64> {
     field(v, key)?
         .as_i64()
         .ok_or_else(|| format!("`{key}` is not an integer"))
 }
 
-fn uint(v: &Value, key: &str) -> Outcome<u64> {
+pub fn uint(v: &Value, key: &str) -> Outcome<u64> {
     field(v, key)?
         .as_u64()
         .ok_or_else(|| format!("`{key}` is not an unsigned integer"))
 }
 
-fn uint32(v: &Value, key: &str) -> Outcome<u32> {
+pub fn uint32(v: &Value, key: &str) -> Outcome<u32> {
     u32::try_from(uint(v, key)?).map_err(|_| format!("`{key}` does not fit in u32"))
 }
 
-fn string(v: &Value, key: &str) -> Outcome<String> {
+pub fn string(v: &Value, key: &str) -> Outcome<String> {
     Ok(field(v, key)?
         .as_str()
         .ok_or_else(|| format!("`{key}` is not a string"))?
         .into())
 }
 
-fn list<T>(v: &Value, key: &str, item: fn(&Value) -> Outcome<T>) -> Outcome<Vec<T>> {
+pub fn list<T>(v: &Value, key: &str, item: fn(&Value) -> Outcome<T>) -> Outcome<Vec<T>> {
     let items = field(v, key)?
         .as_array()
         .ok_or_else(|| format!("`{key}` is not an array"))?;
     items.iter().map(item).collect()
 }
 
-fn line(v: &Value) -> Outcome<Line> {
+pub fn line(v: &Value) -> Outcome<Line> {
     Ok(Line {
         product_id: uint(v, "product_id")?,
         name: string(v, "name")?,
@@ -155,7 +159,7 @@ fn line(v: &Value) -> Outcome<Line> {
     })
 }
 
-fn priced_line(v: &Value) -> Outcome<PricedLine> {
+pub fn priced_line(v: &Value) -> Outcome<PricedLine> {
     Ok(PricedLine {
         product_id: uint(v, "product_id")?,
         name: string(v, "name")?,
@@ -167,7 +171,7 @@ fn priced_line(v: &Value) -> Outcome<PricedLine> {
     })
 }
 
-fn user(v: &Value) -> Outcome<UserFacts> {
+pub fn user(v: &Value) -> Outcome<UserFacts> {
     let v = field(v, "user")?;
     Ok(UserFacts {
         id: uint(v, "id")?,
@@ -176,7 +180,7 @@ fn user(v: &Value) -> Outcome<UserFacts> {
     })
 }
 
-fn coupon_terms(v: &Value) -> Outcome<CouponTerms> {
+pub fn coupon_terms(v: &Value) -> Outcome<CouponTerms> {
     Ok(CouponTerms {
         coupon_id: uint(v, "coupon_id")?,
         name: string(v, "name")?,
@@ -196,7 +200,7 @@ fn coupon_terms(v: &Value) -> Outcome<CouponTerms> {
     })
 }
 
-fn config(v: &Value) -> Outcome<Config> {
+pub fn config(v: &Value) -> Outcome<Config> {
     let object = field(v, "config")?
         .as_object()
         .ok_or("`config` is not an object")?;
@@ -264,7 +268,7 @@ fn violation(v: &Violation) -> Value {
     json!({"code": v.code, "message": v.message})
 }
 
-fn result(r: Result<Value, String>) -> Value {
+pub fn result(r: Result<Value, String>) -> Value {
     let mut object = Map::new();
     match r {
         Ok(value) => object.insert("ok".into(), value),

@@ -1,0 +1,212 @@
+//! `bench coupons`: a burst of issue requests, each from a distinct user, for
+//! one coupon across two instances, once per issuance strategy, after the
+//! ceiling. Prints throughput, latency, the outcomes and the ratio to the
+//! ceiling, and checks after each run that the coupon was issued exactly
+//! `quantity` times.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::ensure;
+use chrono::Utc;
+use commerce::coupons::{self, Discount, DiscountKind, IssueStrategy, NewCoupon};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    ceiling,
+    load::{self, Post, Report, Shape},
+    servers::Deployment,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Issue requests per strategy, each from a distinct user.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// The coupon's total quantity.
+    #[arg(long, default_value_t = 1_000)]
+    quantity: usize,
+    /// Connections of the load generator, spread over the two instances.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Time bound of one run, in seconds.
+    #[arg(long, default_value_t = 120)]
+    max_seconds: u64,
+    /// Requests of the unmeasured warm-up before each run, on another coupon.
+    #[arg(long, default_value_t = 2_000)]
+    warm_up: usize,
+    /// Strategies to run, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = [IssueStrategy::Reserve, IssueStrategy::Lock]
+    )]
+    strategies: Vec<IssueStrategy>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let shape = Shape {
+        connections: args.connections,
+        requests: args.requests,
+        max_time: Duration::from_secs(args.max_seconds),
+    };
+    let warm_up = Shape {
+        requests: args.warm_up,
+        ..shape
+    };
+    println!(
+        "coupons: {} issue requests from distinct users for a coupon of {}, \
+         {} connections over two instances",
+        thousands(args.requests),
+        thousands(args.quantity),
+        args.connections
+    );
+
+    let stop = CancellationToken::new();
+    let targets = ceiling::start(stop.clone()).await?;
+    let ceiling_request = |n: usize| Post {
+        path: ceiling::PATH.to_owned(),
+        body: format!(r#"{{"user_id":{}}}"#, n + 1),
+    };
+    load::run(&targets, warm_up, ceiling_request).await?;
+    let ceiling = load::run(&targets, shape, ceiling_request).await?;
+    stop.cancel();
+
+    let mut runs = Vec::new();
+    for &strategy in &args.strategies {
+        runs.push((strategy, burst(strategy, &args, shape, warm_up).await?));
+    }
+
+    println!();
+    println!(
+        "{:<24} {:>9} {:>8} {:>8} {:>11}",
+        "", "req/s", "p50 ms", "p99 ms", "of ceiling"
+    );
+    row("ceiling (one EVALSHA)", &ceiling, &ceiling);
+    for (strategy, report) in &runs {
+        row(strategy.as_str(), report, &ceiling);
+    }
+    println!();
+    for (strategy, report) in &runs {
+        let outcomes: Vec<String> = report
+            .outcomes
+            .iter()
+            .map(|(outcome, count)| format!("{outcome} × {}", thousands(*count)))
+            .collect();
+        println!("{}: {}", strategy.as_str(), outcomes.join(", "));
+    }
+    Ok(())
+}
+
+fn row(name: &str, report: &Report, ceiling: &Report) {
+    println!(
+        "{:<24} {:>9} {:>8.2} {:>8.2} {:>10.0}%",
+        name,
+        thousands(report.per_second().round() as usize),
+        report.millis_at(0.5),
+        report.millis_at(0.99),
+        100.0 * report.per_second() / ceiling.per_second()
+    );
+}
+
+/// One strategy's run on a deployment of its own.
+async fn burst(
+    strategy: IssueStrategy,
+    args: &Args,
+    shape: Shape,
+    warm_up: Shape,
+) -> anyhow::Result<Report> {
+    eprintln!("running {}...", strategy.as_str());
+    let deployment = Deployment::start(2, |settings| {
+        settings.coupon_issue_strategy = strategy;
+    })
+    .await?;
+    let users = Arc::new(deployment.users(args.requests.max(args.warm_up)).await?);
+    let total = i64::try_from(args.quantity)?;
+    let practice = coupons::create(&deployment.db, coupon("warm-up", total)).await?;
+    let coupon = coupons::create(&deployment.db, coupon("burst", total)).await?;
+
+    load::run(
+        &deployment.addresses,
+        warm_up,
+        issue(practice.id, users.clone()),
+    )
+    .await?;
+    let report = load::run(&deployment.addresses, shape, issue(coupon.id, users)).await?;
+
+    let (issued, rows, holders): (i32, i64, i64) = sqlx::query_as(
+        "select issued_quantity,
+                (select count(*) from user_coupons where coupon_id = $1),
+                (select count(distinct user_id) from user_coupons where coupon_id = $1)
+           from coupons where id = $1",
+    )
+    .bind(coupon.id)
+    .fetch_one(&deployment.db)
+    .await?;
+    let answered = report.count("201");
+    ensure!(
+        report.sent == args.requests,
+        "{}: the time bound ended the run after {} requests",
+        strategy.as_str(),
+        report.sent
+    );
+    ensure!(
+        usize::try_from(issued)? == args.quantity
+            && usize::try_from(rows)? == args.quantity
+            && usize::try_from(holders)? == args.quantity
+            && answered == args.quantity,
+        "{}: issued_quantity {issued}, rows {rows}, holders {holders}, 201s {answered}; \
+         expected {} of each",
+        strategy.as_str(),
+        args.quantity
+    );
+    ensure!(
+        answered + report.count("409 COUPON_SOLD_OUT") == report.sent,
+        "{}: unexpected answers {:?}",
+        strategy.as_str(),
+        report.outcomes
+    );
+    eprintln!(
+        "{}: issued_quantity = rows = distinct holders = 201s = {}",
+        strategy.as_str(),
+        thousands(args.quantity)
+    );
+    deployment.stop().await?;
+    Ok(report)
+}
+
+fn issue(coupon_id: i64, users: Arc<Vec<i64>>) -> impl Fn(usize) -> Post + Send + Sync + 'static {
+    move |n| Post {
+        path: format!("/api/v1/coupons/{coupon_id}/issue"),
+        body: format!(r#"{{"user_id":{}}}"#, users[n]),
+    }
+}
+
+fn coupon(name: &str, total_quantity: i64) -> NewCoupon {
+    let now = Utc::now();
+    NewCoupon {
+        name: name.to_owned(),
+        discount: Discount {
+            kind: DiscountKind::Percent,
+            value: 10,
+            max_amount: Some(5_000),
+        },
+        total_quantity,
+        min_order_amount: 0,
+        valid_from: now - chrono::Duration::minutes(1),
+        valid_until: now + chrono::Duration::days(1),
+    }
+}
+
+/// `12345` as `12,345`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}

@@ -1,0 +1,157 @@
+//! The load generator: a fixed number of HTTP/1.1 keep-alive connections,
+//! each sending its next request as soon as the last is answered, until a
+//! request count or a time bound is reached. Latencies go to an HDR
+//! histogram per connection, merged at the end; answers are counted by
+//! status and problem `code`.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, body::Bytes, client::conn::http1};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How much load, for how long at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub connections: usize,
+    pub requests: usize,
+    pub max_time: Duration,
+}
+
+/// One request: a `POST` of a JSON body.
+pub struct Post {
+    pub path: String,
+    pub body: String,
+}
+
+/// What a run measured.
+pub struct Report {
+    pub sent: usize,
+    pub elapsed: Duration,
+    /// Microseconds from sending a request to reading its whole answer.
+    pub latency: Histogram<u64>,
+    /// Answers by `"<status> <code>"` (the code of problem bodies only).
+    pub outcomes: BTreeMap<String, usize>,
+}
+
+impl Report {
+    pub fn per_second(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// A latency quantile in milliseconds.
+    pub fn millis_at(&self, quantile: f64) -> f64 {
+        self.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    pub fn count(&self, outcome: &str) -> usize {
+        self.outcomes.get(outcome).copied().unwrap_or(0)
+    }
+}
+
+/// Sends `shape.requests` requests (`request(n)` makes the n-th) over
+/// `shape.connections` connections spread over `targets`.
+pub async fn run(
+    targets: &[SocketAddr],
+    shape: Shape,
+    request: impl Fn(usize) -> Post + Send + Sync + 'static,
+) -> anyhow::Result<Report> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let request = Arc::new(request);
+    let started = Instant::now();
+    let deadline = started + shape.max_time;
+    let mut connections = Vec::with_capacity(shape.connections);
+    for n in 0..shape.connections {
+        let target = targets[n % targets.len()];
+        let next = next.clone();
+        let request = request.clone();
+        connections.push(tokio::spawn(async move {
+            drive(target, shape.requests, deadline, &next, request.as_ref()).await
+        }));
+    }
+    let mut report = Report {
+        sent: 0,
+        elapsed: Duration::ZERO,
+        latency: latency_histogram()?,
+        outcomes: BTreeMap::new(),
+    };
+    for connection in connections {
+        let (sent, latency, outcomes) = connection.await??;
+        report.sent += sent;
+        report.latency.add(latency)?;
+        for (outcome, count) in outcomes {
+            *report.outcomes.entry(outcome).or_default() += count;
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+type Measured = (usize, Histogram<u64>, BTreeMap<String, usize>);
+
+/// One connection's loop.
+async fn drive(
+    target: SocketAddr,
+    total: usize,
+    deadline: Instant,
+    next: &AtomicUsize,
+    request: &(impl Fn(usize) -> Post + Send + Sync),
+) -> anyhow::Result<Measured> {
+    let stream = TcpStream::connect(target)
+        .await
+        .with_context(|| format!("cannot connect to {target}"))?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let host = target.to_string();
+    let mut latency = latency_histogram()?;
+    let mut outcomes = BTreeMap::new();
+    let mut sent = 0;
+    loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n >= total || Instant::now() >= deadline {
+            break;
+        }
+        let post = request(n);
+        let http_request = Request::post(post.path)
+            .header("host", &host)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(post.body)))?;
+        sender.ready().await?;
+        let asked = Instant::now();
+        let response = sender.send_request(http_request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        latency.saturating_record(u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX));
+        sent += 1;
+        *outcomes.entry(outcome(status, &body)).or_default() += 1;
+    }
+    Ok((sent, latency, outcomes))
+}
+
+fn outcome(status: hyper::StatusCode, body: &[u8]) -> String {
+    let code = (!status.is_success())
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten()
+        .and_then(|problem| problem["code"].as_str().map(str::to_owned));
+    match code {
+        Some(code) => format!("{} {code}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// 1 µs to 60 s at three significant digits.
+fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
