@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ceiling,
-    load::{self, Post, Report, Shape},
+    load::{self, Call, Report, Shape},
     servers::Deployment,
 };
 
@@ -64,10 +64,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let stop = CancellationToken::new();
     let targets = ceiling::start(stop.clone()).await?;
-    let ceiling_request = |n: usize| Post {
-        path: ceiling::PATH.to_owned(),
-        body: format!(r#"{{"user_id":{}}}"#, n + 1),
-    };
+    let ceiling_request =
+        |n: usize| Call::post(ceiling::PATH, format!(r#"{{"user_id":{}}}"#, n + 1));
     load::run(&targets, warm_up, ceiling_request).await?;
     let ceiling = load::run(&targets, shape, ceiling_request).await?;
     stop.cancel();
@@ -175,10 +173,12 @@ async fn burst(
     Ok(report)
 }
 
-fn issue(coupon_id: i64, users: Arc<Vec<i64>>) -> impl Fn(usize) -> Post + Send + Sync + 'static {
-    move |n| Post {
-        path: format!("/api/v1/coupons/{coupon_id}/issue"),
-        body: format!(r#"{{"user_id":{}}}"#, users[n]),
+fn issue(coupon_id: i64, users: Arc<Vec<i64>>) -> impl Fn(usize) -> Call + Send + Sync + 'static {
+    move |n| {
+        Call::post(
+            format!("/api/v1/coupons/{coupon_id}/issue"),
+            format!(r#"{{"user_id":{}}}"#, users[n]),
+        )
     }
 }
 

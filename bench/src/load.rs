@@ -29,10 +29,29 @@ pub struct Shape {
     pub max_time: Duration,
 }
 
-/// One request: a `POST` of a JSON body.
-pub struct Post {
+/// One request: a `GET`, or a `POST` of a JSON body.
+pub struct Call {
+    pub method: hyper::Method,
     pub path: String,
-    pub body: String,
+    pub body: Option<String>,
+}
+
+impl Call {
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            method: hyper::Method::GET,
+            path: path.into(),
+            body: None,
+        }
+    }
+
+    pub fn post(path: impl Into<String>, body: impl Into<String>) -> Self {
+        Self {
+            method: hyper::Method::POST,
+            path: path.into(),
+            body: Some(body.into()),
+        }
+    }
 }
 
 /// What a run measured.
@@ -58,6 +77,15 @@ impl Report {
     pub fn count(&self, outcome: &str) -> usize {
         self.outcomes.get(outcome).copied().unwrap_or(0)
     }
+
+    /// Answers with a 5xx status.
+    pub fn server_errors(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|(outcome, _)| outcome.starts_with('5'))
+            .map(|(_, count)| count)
+            .sum()
+    }
 }
 
 /// Sends `shape.requests` requests (`request(n)` makes the n-th) over
@@ -65,7 +93,7 @@ impl Report {
 pub async fn run(
     targets: &[SocketAddr],
     shape: Shape,
-    request: impl Fn(usize) -> Post + Send + Sync + 'static,
+    request: impl Fn(usize) -> Call + Send + Sync + 'static,
 ) -> anyhow::Result<Report> {
     let next = Arc::new(AtomicUsize::new(0));
     let request = Arc::new(request);
@@ -106,7 +134,7 @@ async fn drive(
     total: usize,
     deadline: Instant,
     next: &AtomicUsize,
-    request: &(impl Fn(usize) -> Post + Send + Sync),
+    request: &(impl Fn(usize) -> Call + Send + Sync),
 ) -> anyhow::Result<Measured> {
     let stream = TcpStream::connect(target)
         .await
@@ -123,11 +151,17 @@ async fn drive(
         if n >= total || Instant::now() >= deadline {
             break;
         }
-        let post = request(n);
-        let http_request = Request::post(post.path)
-            .header("host", &host)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(post.body)))?;
+        let call = request(n);
+        let builder = Request::builder()
+            .method(call.method)
+            .uri(call.path)
+            .header("host", &host);
+        let http_request = match call.body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))?,
+            None => builder.body(Full::new(Bytes::new()))?,
+        };
         sender.ready().await?;
         let asked = Instant::now();
         let response = sender.send_request(http_request).await?;

@@ -7,9 +7,14 @@
 //! cargo run --release -p bench -- coupons
 //! ```
 
+mod catalog;
 mod ceiling;
 mod coupons;
 mod load;
+mod orders;
+mod pgbench;
+mod policy;
+mod report;
 mod servers;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +34,15 @@ enum Scenario {
     /// A burst of issue requests from distinct users for one limited coupon,
     /// with each issuance strategy.
     Coupons(coupons::Args),
+    /// Policy call latency per slot, WASM against the same logic native, and
+    /// what a shadow costs quotes and orders.
+    Policy(policy::Args),
+    /// Orders over many products and on one hot product, and payments,
+    /// against pgbench running the same SQL.
+    Orders(orders::Args),
+    /// Catalogue pages, product detail and popular products over a seeded
+    /// catalogue, against a bare endpoint and a plain indexed SELECT.
+    Catalog(catalog::Args),
 }
 
 #[tokio::main]
@@ -44,5 +58,13 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match cli.scenario {
         Scenario::Coupons(args) => coupons::run(args).await,
+        Scenario::Orders(args) => print(orders::run(args).await?),
+        Scenario::Catalog(args) => print(catalog::run(args).await?),
+        Scenario::Policy(args) => policy::run(args).await,
     }
+}
+
+fn print(rows: Vec<report::Row>) -> anyhow::Result<()> {
+    println!("{}", report::table(&rows));
+    Ok(())
 }

@@ -102,7 +102,6 @@ impl Settings {
 
     /// Whether this process follows edits to the policy manifest and components.
     pub fn watches_policies(&self) -> bool {
-        self.watch_policies
-            .unwrap_or(self.environment == "dev")
+        self.watch_policies.unwrap_or(self.environment == "dev")
     }
 }

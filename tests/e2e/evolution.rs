@@ -70,15 +70,52 @@ fn the_contract_version_is_read_from_the_interface_a_component_exports() {
 }
 
 #[test]
+fn every_component_imports_the_host_of_its_own_version_only() {
+    let engine = &commerce::policy::engine::PolicyEngine::get().engine;
+    let built = repository().join("target/plugins");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&built).expect("the built components") {
+        let path = entry.expect("an entry").path();
+        let name = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let slot = match name.split('-').next() {
+            Some("pricing") => Slot::Pricing,
+            Some("coupon") => Slot::Coupon,
+            Some("order") => Slot::OrderRules,
+            // Test components; misbehave-wasi imports WASI on purpose.
+            _ => continue,
+        };
+        let policy = runner::load(&component(&name), slot).expect("a component");
+        let version = policy.info.contract.clone();
+        let imports: Vec<String> = policy
+            .component
+            .component_type()
+            .imports(engine)
+            .map(|(import, _)| import.to_owned())
+            .collect();
+        assert_eq!(
+            imports,
+            [
+                format!("commerce:policy/types@{version}"),
+                format!("commerce:policy/host@{version}")
+            ],
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 7, "only {checked} components");
+}
+
+#[test]
 fn each_version_sees_the_input_it_was_built_for() {
     let bulk = runner::load(&component("pricing-bulk"), Slot::Pricing).expect("a component");
     let loyalty = runner::load(&component("pricing-loyalty"), Slot::Pricing).expect("a component");
     // The host's input is 1.1.0's; the 1.0.0 component is handed it without
     // the lifetime spend and answers as it always did.
     for spend in [0, 5_000_000] {
-        let (output, _) = bulk
-            .evaluate(&Call::Price(cart(spend)))
-            .expect("an answer");
+        let (output, _) = bulk.evaluate(&Call::Price(cart(spend))).expect("an answer");
         assert_eq!(discounts(output), [2_000]);
     }
     // The 1.1.0 component sees it: 5% off from 1,000,000 won spent.
@@ -95,8 +132,13 @@ fn each_version_sees_the_input_it_was_built_for() {
     let run = runner::run(&component("pricing-bulk"), Slot::Pricing, "price", &input)
         .expect("a 1.0.0 run");
     assert_eq!(run.output[0]["discount"], 2_000);
-    let run = runner::run(&component("pricing-loyalty"), Slot::Pricing, "price", &input)
-        .expect("a 1.1.0 run");
+    let run = runner::run(
+        &component("pricing-loyalty"),
+        Slot::Pricing,
+        "price",
+        &input,
+    )
+    .expect("a 1.1.0 run");
     assert_eq!(run.output[0]["discount"], 1_000);
 }
 
@@ -112,7 +154,9 @@ async fn a_1_0_0_component_and_a_1_1_0_component_both_serve_orders_on_one_server
     assert_eq!(app.charge(regular.id, 1_000_000).await.0, StatusCode::OK);
     let (status, order) = app.place_order(regular.id, &[(ring.id, 1)]).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
-    let (status, paid) = app.pay(order["id"].as_i64().expect("an id"), regular.id).await;
+    let (status, paid) = app
+        .pay(order["id"].as_i64().expect("an id"), regular.id)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{paid}");
     let newcomer = app.create_user("newcomer").await;
 
@@ -133,12 +177,18 @@ async fn a_1_0_0_component_and_a_1_1_0_component_both_serve_orders_on_one_server
     let (status, order) = app.place_order(regular.id, &[(pen.id, 10)]).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(
-        (order["subtotal"].as_i64(), order["items"][0]["discount"].as_i64()),
+        (
+            order["subtotal"].as_i64(),
+            order["items"][0]["discount"].as_i64()
+        ),
         (Some(19_000), Some(1_000)),
         "{order}"
     );
     assert_eq!(order["policies"]["pricing"], "pricing-loyalty@1.0.0");
-    assert_eq!(order["policies"]["order_rules"], "order-rules-standard@1.0.0");
+    assert_eq!(
+        order["policies"]["order_rules"],
+        "order-rules-standard@1.0.0"
+    );
     let (status, order) = app.place_order(newcomer.id, &[(pen.id, 10)]).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(order["total"], 20_000, "{order}");
@@ -148,21 +198,17 @@ async fn a_1_0_0_component_and_a_1_1_0_component_both_serve_orders_on_one_server
     assert_eq!(refused["violations"][0]["code"], "INVALID_QUANTITY");
 
     // The order records the lifetime spend its policy saw.
-    let recorded: Value = sqlx::query_scalar(
-        "select inputs from order_policy_inputs where order_id = $1",
-    )
-    .bind(order["id"].as_i64())
-    .fetch_one(&deployment.db)
-    .await
-    .expect("recorded inputs");
+    let recorded: Value =
+        sqlx::query_scalar("select inputs from order_policy_inputs where order_id = $1")
+            .bind(order["id"].as_i64())
+            .fetch_one(&deployment.db)
+            .await
+            .expect("recorded inputs");
     assert_eq!(recorded["pricing"]["user"]["lifetime_spend"], 0);
 
     // And back to a 1.0.0 policy in the same slot.
-    let (status, body) = send(app.admin(
-        Method::POST,
-        "/api/v1/admin/policies/pricing/rollback",
-    ))
-    .await;
+    let (status, body) =
+        send(app.admin(Method::POST, "/api/v1/admin/policies/pricing/rollback")).await;
     assert_eq!(
         (status, body["contract"].as_str()),
         (StatusCode::OK, Some("1.0.0"))
@@ -190,10 +236,8 @@ async fn pricing_becomes(app: &Instance, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dev_server_follows_edits_to_its_manifest_and_to_the_components_it_names() {
-    let folder = std::env::temp_dir().join(format!(
-        "commerce-watch-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let folder =
+        std::env::temp_dir().join(format!("commerce-watch-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&folder).expect("a temporary folder");
     let manifest = folder.join("dev.toml");
     let write_manifest = |pricing: &str| {

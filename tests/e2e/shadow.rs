@@ -23,7 +23,8 @@ async fn start_shadow(app: &Instance, slot: &str, component_name: &str) -> Value
 async fn report_after(app: &Instance, slot: &str, evaluated: i64) -> Value {
     let started = Instant::now();
     loop {
-        let report: Value = expect(app.admin(Method::GET, &shadow_path(slot)), StatusCode::OK).await;
+        let report: Value =
+            expect(app.admin(Method::GET, &shadow_path(slot)), StatusCode::OK).await;
         if report["evaluated"].as_i64() >= Some(evaluated) {
             return report;
         }
@@ -74,7 +75,10 @@ async fn pricing_bulk_in_shadow_and_in_replay_differs_exactly_on_lines_of_ten_or
         .map(|n| {
             let first = (products[n % 2].id, quantities[n % quantities.len()]);
             if n % 3 == 0 {
-                let second = (products[(n + 1) % 2].id, quantities[(n / 3) % quantities.len()]);
+                let second = (
+                    products[(n + 1) % 2].id,
+                    quantities[(n / 3) % quantities.len()],
+                );
                 vec![first, second]
             } else {
                 vec![first]
@@ -131,7 +135,10 @@ async fn pricing_bulk_in_shadow_and_in_replay_differs_exactly_on_lines_of_ten_or
     assert_eq!(report["candidate"], "pricing-bulk@1.0.0");
     assert_eq!(report["evaluated"], carts.len() as i64, "{report}");
     assert_eq!(report["diverged"], expected_diverged, "{report}");
-    assert_eq!((report["failed"].as_i64(), report["dropped"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(
+        (report["failed"].as_i64(), report["dropped"].as_i64()),
+        (Some(0), Some(0))
+    );
     let examples = report["examples"].as_array().expect("examples");
     assert_eq!(examples.len(), 20.min(expected_diverged as usize));
     for example in examples {
@@ -140,7 +147,9 @@ async fn pricing_bulk_in_shadow_and_in_replay_differs_exactly_on_lines_of_ten_or
         let active = example["active_output"].as_array().expect("prices");
         let candidate = example["candidate_output"].as_array().expect("prices");
         assert!(
-            lines.iter().any(|line| line["quantity"].as_i64() >= Some(10)),
+            lines
+                .iter()
+                .any(|line| line["quantity"].as_i64() >= Some(10)),
             "{example}"
         );
         for ((line, active), candidate) in lines.iter().zip(active).zip(candidate) {
@@ -212,7 +221,8 @@ async fn the_shadow_endpoints_answer_as_the_contract_says() {
     )
     .await;
     expect_problem(
-        app.put(&shadow_path("pricing")).body(component("pricing-bulk")),
+        app.put(&shadow_path("pricing"))
+            .body(component("pricing-bulk")),
         StatusCode::UNAUTHORIZED,
         "UNAUTHORIZED",
     )
@@ -261,7 +271,10 @@ async fn a_candidate_that_traps_or_loops_is_counted_and_never_fails_or_slows_a_r
             "items": [{ "product_id": pen.id, "quantity": 2 }],
         }))
     };
-    for (candidate, reason) in [("misbehave-trap", "trapped"), ("misbehave-loop", "ran out of")] {
+    for (candidate, reason) in [
+        ("misbehave-trap", "trapped"),
+        ("misbehave-loop", "ran out of"),
+    ] {
         start_shadow(app, "pricing", candidate).await;
         let started = Instant::now();
         for _ in 0..5 {
@@ -318,12 +331,9 @@ async fn a_coupon_shadow_runs_on_issuance_and_on_orders() {
         let user = app.create_user(&format!("new member {n}")).await;
         let (status, issued) = app.issue(coupon.id, user.id).await;
         assert_eq!(status, StatusCode::CREATED, "{issued}");
-        let (status, order) = send(app.order_request(
-            user.id,
-            &[(pen.id, 2)],
-            issued["user_coupon_id"].as_i64(),
-        ))
-        .await;
+        let (status, order) =
+            send(app.order_request(user.id, &[(pen.id, 2)], issued["user_coupon_id"].as_i64()))
+                .await;
         assert_eq!(status, StatusCode::CREATED, "{order}");
         assert_eq!(order["discount"], 2_000);
     }
@@ -347,27 +357,31 @@ async fn replaying_order_rules_counts_the_accepted_orders_a_candidate_would_reje
         let (status, order) = app.place_order(user.id, &[(pen.id, quantity)]).await;
         assert_eq!(status, StatusCode::CREATED, "{order}");
     }
-    let recorded: Value = sqlx::query_scalar(
-        "select inputs from order_policy_inputs order by order_id limit 1",
-    )
-    .fetch_one(&deployment.db)
-    .await
-    .expect("recorded inputs");
+    let recorded: Value =
+        sqlx::query_scalar("select inputs from order_policy_inputs order by order_id limit 1")
+            .fetch_one(&deployment.db)
+            .await
+            .expect("recorded inputs");
     assert_eq!(recorded["contract"], "1.1.0");
     assert_eq!(recorded["pricing"]["lines"][0]["quantity"], 1);
     assert_eq!(recorded["order_rules"]["total"], 1_000);
     assert_eq!(recorded["pricing"]["user"]["lifetime_spend"], 0);
     assert_eq!(recorded["coupon"], Value::Null);
 
-    let candidate = runner::load(&component("order-rules-max-five"), Slot::OrderRules)
-        .expect("a component");
+    let candidate =
+        runner::load(&component("order-rules-max-five"), Slot::OrderRules).expect("a component");
     let since = replay::parse_since("1h").expect("a time");
     let replayed = replay::replay(&deployment.db, candidate, since)
         .await
         .expect("a replay");
     println!("{replayed}");
     assert_eq!(
-        (replayed.replayed, replayed.differ, replayed.flips, replayed.money),
+        (
+            replayed.replayed,
+            replayed.differ,
+            replayed.flips,
+            replayed.money
+        ),
         (5, 2, 2, 0)
     );
     assert!(
@@ -376,8 +390,8 @@ async fn replaying_order_rules_counts_the_accepted_orders_a_candidate_would_reje
         replayed.examples
     );
     // Nothing placed after `since` is nothing replayed.
-    let candidate = runner::load(&component("order-rules-max-five"), Slot::OrderRules)
-        .expect("a component");
+    let candidate =
+        runner::load(&component("order-rules-max-five"), Slot::OrderRules).expect("a component");
     let now = replay::parse_since("0s").expect("a time");
     let later = replay::replay(&deployment.db, candidate, now)
         .await

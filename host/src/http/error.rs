@@ -200,7 +200,11 @@ impl ApiError {
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 // 08: connection exception, 53: insufficient resources,
                 // 57: operator intervention (shutdown, statement timeout).
-                Some(code) if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") => {
+                Some(code)
+                    if code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57") =>
+                {
                     Self::ServiceUnavailable(UNAVAILABLE.into())
                 }
                 Some("40001" | "40P01") => Self::ConcurrentUpdate,

@@ -130,7 +130,9 @@ impl LoadedPolicy {
         let output = match self.evaluate(&call) {
             Ok((output, _)) => output,
             Err(err) => {
-                tracing::warn!(slot = %self.info.slot, "{err}");
+                if let PolicyError::Unavailable { policy, reason, .. } = &err {
+                    tracing::warn!(%policy, slot = %self.info.slot, %reason, "policy call failed");
+                }
                 return Err(err);
             }
         };

@@ -64,8 +64,8 @@ pub fn check(bytes: &[u8], slot: Slot) -> Result<(), PolicyError> {
 /// deployment: no configuration, no shadow.
 pub fn load(bytes: &[u8], slot: Slot) -> Result<std::sync::Arc<LoadedPolicy>, PolicyError> {
     let component = PolicyEngine::get().compile(bytes)?;
-    let (name, version) = super::metadata::read(bytes)
-        .unwrap_or_else(|| ("unnamed".to_owned(), "0.0.0".to_owned()));
+    let (name, version) =
+        super::metadata::read(bytes).unwrap_or_else(|| ("unnamed".to_owned(), "0.0.0".to_owned()));
     let info = PolicyInfo {
         slot,
         name,

@@ -312,10 +312,7 @@ impl PolicyService {
             }
             let notification = async {
                 match listener.as_mut() {
-                    Some(listener) => listener
-                        .recv()
-                        .await
-                        .map(|n| Change::parse(n.payload())),
+                    Some(listener) => listener.recv().await.map(|n| Change::parse(n.payload())),
                     None => std::future::pending().await,
                 }
             };

@@ -136,9 +136,6 @@ impl ShadowSlot {
     /// Hands an evaluation the active version has answered to the candidate.
     /// Never blocks: a full queue drops it, counted.
     pub fn offer(&self, call: Call, active: &Output) {
-        if self.current.load().is_none() {
-            return;
-        }
         let Some(shadow) = self.current.load_full() else {
             return;
         };

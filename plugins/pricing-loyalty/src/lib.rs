@@ -24,7 +24,9 @@ impl Pricing for Loyalty {
             // In i128 the product cannot overflow; `/` rounds toward zero,
             // which is down for amounts that are not negative.
             let list = i128::from(line.unit_price) * i128::from(line.quantity);
-            price.discount = Money::try_from(list * PERCENT_OFF / 100).unwrap_or(0).max(0);
+            price.discount = Money::try_from(list * PERCENT_OFF / 100)
+                .unwrap_or(0)
+                .max(0);
             price.reason = "loyalty 5% off".into();
         }
         prices

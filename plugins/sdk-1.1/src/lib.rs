@@ -203,7 +203,9 @@ macro_rules! __panic_handler {
         #[cfg(target_arch = "wasm32")]
         #[panic_handler]
         fn __commerce_policy_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
-            $crate::__on_panic(info, |message| $crate::log($crate::LogLevel::Error, message))
+            $crate::__on_panic(info, |message| {
+                $crate::log($crate::LogLevel::Error, message)
+            })
         }
     };
 }

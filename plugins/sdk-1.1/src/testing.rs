@@ -22,12 +22,14 @@ use commerce_policy_sdk::testing::{self as v1_0, Outcome, field, int, list, resu
 
 /// Checks every case of a 1.1.0 `pricing` plugin.
 pub fn pricing_cases<P: Pricing>(crate_dir: &str) {
-    run_cases(crate_dir, "pricing", |call, input| match call {
+    run_cases(crate_dir, "pricing", |call, input| {
+        match call {
         "price" => Ok(P::price(pricing_input(input)?)
             .iter()
             .map(|p| json!({"product_id": p.product_id, "unit_price": p.unit_price, "discount": p.discount, "reason": p.reason}))
             .collect()),
         _ => Err(format!("`{call}` is not a pricing call")),
+    }
     });
 }
 

@@ -80,9 +80,7 @@ impl Prepared {
         Ok(match slot {
             Slot::Pricing => Prepared::Pricing(pricing::PricingPolicyPre::new(pre)?),
             Slot::Coupon => Prepared::Coupon(coupon::CouponPolicyPre::new(pre)?),
-            Slot::OrderRules => {
-                Prepared::OrderRules(order_rules::OrderRulesPolicyPre::new(pre)?)
-            }
+            Slot::OrderRules => Prepared::OrderRules(order_rules::OrderRulesPolicyPre::new(pre)?),
         })
     }
 
