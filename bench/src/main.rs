@@ -7,15 +7,19 @@
 //! cargo run --release -p bench -- coupons
 //! ```
 
+mod all;
 mod catalog;
 mod ceiling;
 mod coupons;
+mod growth;
 mod load;
 mod orders;
 mod pgbench;
+mod plot;
 mod policy;
 mod report;
 mod servers;
+mod swap;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +47,12 @@ enum Scenario {
     /// Catalogue pages, product detail and popular products over a seeded
     /// catalogue, against a bare endpoint and a plain indexed SELECT.
     Catalog(catalog::Args),
+    /// Orders while the pricing policy is swapped every 100 ms.
+    Swap(swap::Args),
+    /// Catalogue throughput and p99 against connections and instances.
+    Growth(growth::Args),
+    /// Every scenario, then the table, bench/report.md and bench/report.svg.
+    All(all::Args),
 }
 
 #[tokio::main]
@@ -60,6 +70,12 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Coupons(args) => coupons::run(args).await,
         Scenario::Orders(args) => print(orders::run(args).await?),
         Scenario::Catalog(args) => print(catalog::run(args).await?),
+        Scenario::Swap(args) => print(swap::run(args).await?),
+        Scenario::Growth(args) => {
+            print!("{}", growth::markdown(&growth::run(args).await?));
+            Ok(())
+        }
+        Scenario::All(args) => all::run(args).await,
         Scenario::Policy(args) => policy::run(args).await,
     }
 }

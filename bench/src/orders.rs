@@ -89,7 +89,8 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
     let spread = load::run(&deployment.addresses, shape, order(true)).await?;
     rows.push(
         Row::new(format!("orders over {} products", args.products), &spread, "pgbench: the order's SQL", ceiling.per_second)
-            .target(0.5),
+            .target(0.5)
+            .note(format!("pgbench's average latency {:.2} ms at {clients} clients", ceiling.latency_ms)),
     );
 
     let hot_variables = [("products", "1".to_owned()), ("users", USERS.to_string())];
@@ -97,7 +98,11 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
     let hot = load::run(&deployment.addresses, shape, order(false)).await?;
     rows.push(
         Row::new("orders on one hot product", &hot, "pgbench: the order's SQL, one product", hot_ceiling.per_second)
-            .target(0.5),
+            .target(0.5)
+            .note(format!(
+                "every order waits for the one product row's lock; pgbench's average latency {:.2} ms",
+                hot_ceiling.latency_ms
+            )),
     );
 
     // Pay orders the runs placed, each once.

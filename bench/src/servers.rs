@@ -26,7 +26,7 @@ pub struct Deployment {
 }
 
 /// The repository's root folder.
-fn repository() -> PathBuf {
+pub fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(PathBuf::from)

@@ -1,0 +1,85 @@
+//! `bench all`: every scenario in turn on fresh deployments, then one table
+//! on the terminal, `bench/report.md` and `bench/report.svg`.
+//!
+//! `--quick` runs each scenario small (under three minutes in all) and is
+//! about correctness, not speed: each scenario checks its invariants (exact
+//! coupon counts, stock conservation, no 5xx) and fails the run otherwise.
+
+use std::path::PathBuf;
+
+use crate::{catalog, growth, orders, plot, report, swap};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Small runs that check every invariant without judging speed.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where the report goes (default: bench/report.md and bench/report.svg,
+    /// or a temporary folder with --quick so a quick run never replaces the
+    /// recorded figures).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let quick = args.quick;
+    let size = |full: usize, small: usize| if quick { small } else { full };
+    let mut rows = Vec::new();
+
+    println!("== catalogue");
+    rows.extend(
+        catalog::run(catalog::Args {
+            products: size(100_000, 5_000) as u64,
+            requests: size(100_000, 3_000),
+            connections: 64,
+            max_seconds: 30,
+        })
+        .await?,
+    );
+    println!("== orders and payments");
+    rows.extend(
+        orders::run(orders::Args {
+            requests: size(10_000, 500),
+            products: 1_000,
+            connections: 64,
+            max_seconds: size(30, 5) as u64,
+        })
+        .await?,
+    );
+    println!("== policy swaps under load");
+    rows.extend(
+        swap::run(swap::Args {
+            requests: size(5_000, 500),
+            connections: 64,
+            max_seconds: 30,
+            every_ms: 100,
+        })
+        .await?,
+    );
+    println!("== growth");
+    let curves = growth::run(growth::Args {
+        products: size(100_000, 5_000) as u64,
+        requests: size(30_000, 1_000),
+        connections: if quick { vec![16, 64] } else { vec![16, 64, 256, 1024] },
+        instances: if quick { vec![1, 2] } else { vec![1, 2, 3] },
+        max_seconds: 20,
+    })
+    .await?;
+
+    println!("\n{}", report::table(&rows));
+    print!("{}", growth::markdown(&curves));
+    let out = match args.out {
+        Some(out) => out,
+        None if quick => std::env::temp_dir().join("commerce-bench-quick"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    };
+    std::fs::create_dir_all(&out)?;
+    let title = if quick { "Benchmark report (quick run: sizes too small to judge speed)" } else { "Benchmark report" };
+    let mut markdown = report::markdown(title, &report::machine(), &rows);
+    markdown.push_str(&growth::markdown(&curves));
+    markdown.push_str("\n![throughput and growth](report.svg)\n");
+    report::write(&out.join("report.md"), &markdown)?;
+    report::write(&out.join("report.svg"), &plot::svg(&rows, Some(&curves)))?;
+    println!("\nwrote {} and report.svg", out.join("report.md").display());
+    Ok(())
+}
