@@ -60,7 +60,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let curves = growth::run(growth::Args {
         products: size(100_000, 5_000) as u64,
         requests: size(30_000, 1_000),
-        connections: if quick { vec![16, 64] } else { vec![16, 64, 256, 1024] },
+        connections: if quick {
+            vec![16, 64]
+        } else {
+            vec![16, 64, 256, 1024]
+        },
         instances: if quick { vec![1, 2] } else { vec![1, 2, 3] },
         max_seconds: 20,
     })
@@ -74,7 +78,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
     };
     std::fs::create_dir_all(&out)?;
-    let title = if quick { "Benchmark report (quick run: sizes too small to judge speed)" } else { "Benchmark report" };
+    let title = if quick {
+        "Benchmark report (quick run: sizes too small to judge speed)"
+    } else {
+        "Benchmark report"
+    };
     let mut markdown = report::markdown(title, &report::machine(), &rows);
     markdown.push_str(&growth::markdown(&curves));
     markdown.push_str("\n![throughput and growth](report.svg)\n");

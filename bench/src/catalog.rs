@@ -30,7 +30,16 @@ pub struct Args {
 }
 
 const CATEGORIES: &[&str] = &[
-    "electronics", "books", "food", "fashion", "home", "sports", "beauty", "toys", "garden", "office",
+    "electronics",
+    "books",
+    "food",
+    "fashion",
+    "home",
+    "sports",
+    "beauty",
+    "toys",
+    "garden",
+    "office",
 ];
 const SORTS: &[&str] = &["newest", "price_asc", "price_desc", "name"];
 
@@ -43,7 +52,9 @@ fn list_query(n: usize) -> String {
     match n % 5 {
         0 => format!("/api/v1/products?sort={sort}&page={page}"),
         1 => format!("/api/v1/products?category={category}&sort={sort}&page={page}"),
-        2 => format!("/api/v1/products?category={category}&min_price=10000&max_price=100000&sort={sort}&page={page}"),
+        2 => format!(
+            "/api/v1/products?category={category}&min_price=10000&max_price=100000&sort={sort}&page={page}"
+        ),
         3 => format!("/api/v1/products?in_stock=true&category={category}&sort={sort}&page={page}"),
         _ => format!("/api/v1/products?name=item%20{}&sort={sort}", n % 50),
     }
@@ -66,38 +77,82 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
     let stop = CancellationToken::new();
     let ceilings = ceiling::start_with(stop.clone(), Some(deployment.db.clone())).await?;
     let bare = load::run(&ceilings, shape, |_| Call::get(ceiling::BARE)).await?;
-    let select = load::run(&ceilings, shape, |n| Call::get(format!("{}?page={}", ceiling::SELECT, n % 10))).await?;
+    let select = load::run(&ceilings, shape, |n| {
+        Call::get(format!("{}?page={}", ceiling::SELECT, n % 10))
+    })
+    .await?;
     stop.cancel();
 
-    load::run(&deployment.addresses, Shape { requests: 2_000, ..shape }, list_query_call).await?;
+    load::run(
+        &deployment.addresses,
+        Shape {
+            requests: 2_000,
+            ..shape
+        },
+        list_query_call,
+    )
+    .await?;
     let list = load::run(&deployment.addresses, shape, list_query_call).await?;
     let products = i64::try_from(args.products)?;
     let detail = load::run(&deployment.addresses, shape, move |n| {
-        Call::get(format!("/api/v1/products/{}", (n as i64 * 7_919) % products + 1))
+        Call::get(format!(
+            "/api/v1/products/{}",
+            (n as i64 * 7_919) % products + 1
+        ))
     })
     .await?;
     let popular = load::run(&deployment.addresses, shape, |n| {
-        Call::get(format!("/api/v1/products/popular?days={}&limit=5", n % 3 + 1))
+        Call::get(format!(
+            "/api/v1/products/popular?days={}&limit=5",
+            n % 3 + 1
+        ))
     })
     .await?;
     for (name, report) in [("list", &list), ("detail", &detail), ("popular", &popular)] {
-        ensure!(report.server_errors() == 0, "{name}: server errors {:?}", report.outcomes);
-        ensure!(report.count("200") == report.sent, "{name}: not every answer was 200: {:?}", report.outcomes);
+        ensure!(
+            report.server_errors() == 0,
+            "{name}: server errors {:?}",
+            report.outcomes
+        );
+        ensure!(
+            report.count("200") == report.sent,
+            "{name}: not every answer was 200: {:?}",
+            report.outcomes
+        );
     }
     let absolute = |report: &load::Report| {
         format!(
             "{:.0} req/s with p99 {:.1} ms (target ≥ 10,000 req/s with p99 < 20 ms: {})",
             report.per_second(),
             report.millis_at(0.99),
-            if report.per_second() >= 10_000.0 && report.millis_at(0.99) < 20.0 { "met" } else { "missed" }
+            if report.per_second() >= 10_000.0 && report.millis_at(0.99) < 20.0 {
+                "met"
+            } else {
+                "missed"
+            }
         )
     };
     Ok(vec![
         Row::new("bare HTTP endpoint", &bare, "itself", bare.per_second()),
-        Row::new(format!("catalogue list, {}k products", args.products / 1000), &list, "plain indexed SELECT", select.per_second())
-            .note(absolute(&list)),
-        Row::new("product detail", &detail, "plain indexed SELECT", select.per_second()),
-        Row::new("popular products", &popular, "plain indexed SELECT", select.per_second()),
+        Row::new(
+            format!("catalogue list, {}k products", args.products / 1000),
+            &list,
+            "plain indexed SELECT",
+            select.per_second(),
+        )
+        .note(absolute(&list)),
+        Row::new(
+            "product detail",
+            &detail,
+            "plain indexed SELECT",
+            select.per_second(),
+        ),
+        Row::new(
+            "popular products",
+            &popular,
+            "plain indexed SELECT",
+            select.per_second(),
+        ),
     ])
 }
 

@@ -15,10 +15,10 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use sqlx::PgPool;
 use redis::{Script, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -94,7 +94,10 @@ pub async fn start(stop: CancellationToken) -> anyhow::Result<Vec<SocketAddr>> {
 }
 
 /// Two ceiling servers whose `/select` reads `db`.
-pub async fn start_with(stop: CancellationToken, db: Option<PgPool>) -> anyhow::Result<Vec<SocketAddr>> {
+pub async fn start_with(
+    stop: CancellationToken,
+    db: Option<PgPool>,
+) -> anyhow::Result<Vec<SocketAddr>> {
     let mut addresses = Vec::new();
     for _ in 0..2 {
         let redis = ConnectionManager::new(redis::Client::open("redis://127.0.0.1:6379")?).await?;
@@ -102,7 +105,10 @@ pub async fn start_with(stop: CancellationToken, db: Option<PgPool>) -> anyhow::
             .route(PATH, post(one_redis_call))
             .route(BARE, get(bare))
             .route(SELECT, get(plain_select))
-            .with_state(Ceiling { redis, db: db.clone() });
+            .with_state(Ceiling {
+                redis,
+                db: db.clone(),
+            });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         addresses.push(listener.local_addr()?);
         let stop = stop.clone();

@@ -69,12 +69,24 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Curves>
     };
     let two = &deployment.addresses[..2];
     let warm = call.clone();
-    load::run(two, Shape { requests: 2_000, ..shape(64) }, move |n| warm(n)).await?;
+    load::run(
+        two,
+        Shape {
+            requests: 2_000,
+            ..shape(64)
+        },
+        move |n| warm(n),
+    )
+    .await?;
     let mut by_connections = Vec::new();
     for &connections in &args.connections {
         let call = call.clone();
         let report = load::run(two, shape(connections), move |n| call(n)).await?;
-        ensure!(report.server_errors() == 0, "server errors at {connections} connections: {:?}", report.outcomes);
+        ensure!(
+            report.server_errors() == 0,
+            "server errors at {connections} connections: {:?}",
+            report.outcomes
+        );
         by_connections.push(Point::of(connections, &report));
     }
     let mut by_instances = Vec::new();
@@ -82,21 +94,36 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Curves>
         let call = call.clone();
         let targets = &deployment.addresses[..instances.min(deployment.addresses.len())];
         let report = load::run(targets, shape(64), move |n| call(n)).await?;
-        ensure!(report.server_errors() == 0, "server errors on {instances} instances: {:?}", report.outcomes);
+        ensure!(
+            report.server_errors() == 0,
+            "server errors on {instances} instances: {:?}",
+            report.outcomes
+        );
         by_instances.push(Point::of(instances, &report));
     }
-    Ok(Curves { by_connections, by_instances })
+    Ok(Curves {
+        by_connections,
+        by_instances,
+    })
 }
 
 /// The curves as markdown tables.
 pub fn markdown(curves: &Curves) -> String {
-    let mut out = String::from("\n## Growth: catalogue list\n\n| connections (2 instances) | req/s | p50 ms | p99 ms |\n|---|---|---|---|\n");
+    let mut out = String::from(
+        "\n## Growth: catalogue list\n\n| connections (2 instances) | req/s | p50 ms | p99 ms |\n|---|---|---|---|\n",
+    );
     for p in &curves.by_connections {
-        out.push_str(&format!("| {} | {:.0} | {:.2} | {:.2} |\n", p.x, p.per_second, p.p50, p.p99));
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} |\n",
+            p.x, p.per_second, p.p50, p.p99
+        ));
     }
     out.push_str("\n| instances (64 connections) | req/s | p50 ms | p99 ms |\n|---|---|---|---|\n");
     for p in &curves.by_instances {
-        out.push_str(&format!("| {} | {:.0} | {:.2} | {:.2} |\n", p.x, p.per_second, p.p50, p.p99));
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} |\n",
+            p.x, p.per_second, p.p50, p.p99
+        ));
     }
     out
 }

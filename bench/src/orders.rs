@@ -66,12 +66,19 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
     };
     let clients = 32;
     let database = database_name(db).await?;
-    let variables = [("products", args.products.to_string()), ("users", USERS.to_string())];
+    let variables = [
+        ("products", args.products.to_string()),
+        ("users", USERS.to_string()),
+    ];
 
     let order = |spread: bool| {
         let (products, users) = (products.clone(), users.clone());
         move |n: usize| {
-            let product = if spread { products[n % products.len()] } else { products[0] };
+            let product = if spread {
+                products[n % products.len()]
+            } else {
+                products[0]
+            };
             Call::post(
                 "/api/v1/orders",
                 format!(
@@ -82,27 +89,62 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
         }
     };
     // Warm the connections, the statement caches and the policies.
-    load::run(&deployment.addresses, Shape { requests: 500, ..shape }, order(true)).await?;
+    load::run(
+        &deployment.addresses,
+        Shape {
+            requests: 500,
+            ..shape
+        },
+        order(true),
+    )
+    .await?;
 
     let mut rows = Vec::new();
-    let ceiling = pgbench::run(&database, "order.pgbench", clients, args.max_seconds.min(15), &variables).await?;
+    let ceiling = pgbench::run(
+        &database,
+        "order.pgbench",
+        clients,
+        args.max_seconds.min(15),
+        &variables,
+    )
+    .await?;
     let spread = load::run(&deployment.addresses, shape, order(true)).await?;
     rows.push(
-        Row::new(format!("orders over {} products", args.products), &spread, "pgbench: the order's SQL", ceiling.per_second)
-            .target(0.5)
-            .note(format!("pgbench's average latency {:.2} ms at {clients} clients", ceiling.latency_ms)),
+        Row::new(
+            format!("orders over {} products", args.products),
+            &spread,
+            "pgbench: the order's SQL",
+            ceiling.per_second,
+        )
+        .target(0.5)
+        .note(format!(
+            "pgbench's average latency {:.2} ms at {clients} clients",
+            ceiling.latency_ms
+        )),
     );
 
     let hot_variables = [("products", "1".to_owned()), ("users", USERS.to_string())];
-    let hot_ceiling = pgbench::run(&database, "order.pgbench", clients, args.max_seconds.min(15), &hot_variables).await?;
+    let hot_ceiling = pgbench::run(
+        &database,
+        "order.pgbench",
+        clients,
+        args.max_seconds.min(15),
+        &hot_variables,
+    )
+    .await?;
     let hot = load::run(&deployment.addresses, shape, order(false)).await?;
     rows.push(
-        Row::new("orders on one hot product", &hot, "pgbench: the order's SQL, one product", hot_ceiling.per_second)
-            .target(0.5)
-            .note(format!(
-                "every order waits for the one product row's lock; pgbench's average latency {:.2} ms",
-                hot_ceiling.latency_ms
-            )),
+        Row::new(
+            "orders on one hot product",
+            &hot,
+            "pgbench: the order's SQL, one product",
+            hot_ceiling.per_second,
+        )
+        .target(0.5)
+        .note(format!(
+            "every order waits for the one product row's lock; pgbench's average latency {:.2} ms",
+            hot_ceiling.latency_ms
+        )),
     );
 
     // Pay orders the runs placed, each once.
@@ -119,37 +161,66 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
         let pending = pending.clone();
         move |n: usize| {
             let (order, user) = pending[n % pending.len()];
-            Call::post("/api/v1/payments", format!(r#"{{"order_id":{order},"user_id":{user}}}"#))
+            Call::post(
+                "/api/v1/payments",
+                format!(r#"{{"order_id":{order},"user_id":{user}}}"#),
+            )
         }
     };
-    let payments = load::run(&deployment.addresses, Shape { requests: orders_placed, ..shape }, pay).await?;
+    let payments = load::run(
+        &deployment.addresses,
+        Shape {
+            requests: orders_placed,
+            ..shape
+        },
+        pay,
+    )
+    .await?;
     // After the payments: the script writes payment rows of its own.
     let pay_ceiling = pgbench::run(
         &database,
         "payment.pgbench",
         clients,
         args.max_seconds.min(15),
-        &[("orders", orders_placed.to_string()), ("users", USERS.to_string())],
+        &[
+            ("orders", orders_placed.to_string()),
+            ("users", USERS.to_string()),
+        ],
     )
     .await?;
 
     rows.push(
-        Row::new("payments", &payments, "pgbench: the payment's SQL", pay_ceiling.per_second)
-            .target(0.5)
-            .note(format!("outcomes: {:?}", payments.outcomes)),
+        Row::new(
+            "payments",
+            &payments,
+            "pgbench: the payment's SQL",
+            pay_ceiling.per_second,
+        )
+        .target(0.5)
+        .note(format!("outcomes: {:?}", payments.outcomes)),
     );
 
     for (name, report) in [("spread", &spread), ("hot", &hot)] {
-        ensure!(report.server_errors() == 0, "{name}: server errors {:?}", report.outcomes);
+        ensure!(
+            report.server_errors() == 0,
+            "{name}: server errors {:?}",
+            report.outcomes
+        );
     }
-    ensure!(payments.server_errors() == 0, "payments: server errors {:?}", payments.outcomes);
+    ensure!(
+        payments.server_errors() == 0,
+        "payments: server errors {:?}",
+        payments.outcomes
+    );
     assert_stock_conserved(db, INITIAL_STOCK).await?;
     Ok(rows)
 }
 
 /// The database the deployment runs on, for pgbench.
 async fn database_name(db: &sqlx::PgPool) -> anyhow::Result<String> {
-    Ok(sqlx::query_scalar("select current_database()").fetch_one(db).await?)
+    Ok(sqlx::query_scalar("select current_database()")
+        .fetch_one(db)
+        .await?)
 }
 
 /// For every product: stock + units in live orders = initial stock.

@@ -21,13 +21,22 @@ pub async fn run(
     seconds: u64,
     variables: &[(&str, String)],
 ) -> anyhow::Result<Measured> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql").join(script);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sql")
+        .join(script);
     let mut command = std::process::Command::new("pgbench");
     command
         .args(["-n", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres"])
         .arg("-f")
         .arg(&path)
-        .args(["-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()]);
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+        ]);
     for (name, value) in variables {
         command.arg("-D").arg(format!("{name}={value}"));
     }

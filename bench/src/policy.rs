@@ -39,19 +39,19 @@ use crate::{
 pub struct Args {
     /// Calls per slot, for each of WASM and native.
     #[arg(long, default_value_t = 20_000)]
-    calls: usize,
+    pub calls: usize,
     /// Quotes, then orders, per run of the shadow comparison.
     #[arg(long, default_value_t = 3_000)]
-    requests: usize,
+    pub requests: usize,
     /// Rounds of the shadow comparison, each one run without and one with.
     #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    pub rounds: usize,
     /// Connections of the load generator.
     #[arg(long, default_value_t = 16)]
-    connections: usize,
+    pub connections: usize,
     /// Time bound of one load run, in seconds.
     #[arg(long, default_value_t = 60)]
-    max_seconds: u64,
+    pub max_seconds: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -333,7 +333,7 @@ async fn shadow(args: &Args) -> anyhow::Result<()> {
         let items: Vec<String> = (0..lines)
             .map(|line| {
                 let product = products[(n + line * 7) % products.len()];
-                let quantity = if n % 4 == 0 && line == 0 {
+                let quantity = if n.is_multiple_of(4) && line == 0 {
                     10
                 } else {
                     1 + line

@@ -22,7 +22,12 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(scenario: impl Into<String>, report: &Report, ceiling: impl Into<String>, ceiling_per_second: f64) -> Self {
+    pub fn new(
+        scenario: impl Into<String>,
+        report: &Report,
+        ceiling: impl Into<String>,
+        ceiling_per_second: f64,
+    ) -> Self {
         Self {
             scenario: scenario.into(),
             per_second: report.per_second(),
@@ -65,7 +70,17 @@ impl Row {
 }
 
 const HEADER: [&str; 11] = [
-    "scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "ceiling", "ceiling req/s", "ratio", "target", "",
+    "scenario",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "errors",
+    "ceiling",
+    "ceiling req/s",
+    "ratio",
+    "target",
+    "",
 ];
 
 fn cells(row: &Row) -> [String; 11] {
@@ -79,14 +94,18 @@ fn cells(row: &Row) -> [String; 11] {
         row.ceiling.clone(),
         format!("{:.0}", row.ceiling_per_second),
         format!("{:.0}%", row.ratio() * 100.0),
-        row.target.map(|t| format!("≥ {:.0}%", t * 100.0)).unwrap_or_default(),
+        row.target
+            .map(|t| format!("≥ {:.0}%", t * 100.0))
+            .unwrap_or_default(),
         row.verdict().to_owned(),
     ]
 }
 
 /// The rows as an aligned terminal table.
 pub fn table(rows: &[Row]) -> String {
-    let all: Vec<[String; 11]> = std::iter::once(HEADER.map(str::to_owned)).chain(rows.iter().map(cells)).collect();
+    let all: Vec<[String; 11]> = std::iter::once(HEADER.map(str::to_owned))
+        .chain(rows.iter().map(cells))
+        .collect();
     let widths: Vec<usize> = (0..HEADER.len())
         .map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -96,7 +115,13 @@ pub fn table(rows: &[Row]) -> String {
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(c, (cell, width))| if c == 0 || c == 6 { format!("{cell:<width$}") } else { format!("{cell:>width$}") })
+            .map(|(c, (cell, width))| {
+                if c == 0 || c == 6 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
@@ -129,12 +154,23 @@ pub fn markdown(title: &str, machine: &str, rows: &[Row]) -> String {
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|info| info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|info| info.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+        .and_then(|info| {
+            info.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
         .map(|kb| format!("{} GiB", kb / 1024 / 1024))
         .unwrap_or_default();
     format!(

@@ -74,7 +74,8 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
     let swapper = {
         let (swapping, swaps) = (swapping.clone(), swaps.clone());
         let admin = format!("http://{}", deployment.addresses[0]);
-        let bulk = std::fs::read(crate::servers::repository().join("target/plugins/pricing-bulk.wasm"))?;
+        let bulk =
+            std::fs::read(crate::servers::repository().join("target/plugins/pricing-bulk.wasm"))?;
         let every = Duration::from_millis(args.every_ms);
         tokio::spawn(async move {
             let client = reqwest::Client::new();
@@ -82,11 +83,18 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
             while swapping.load(Ordering::Relaxed) {
                 let n = swaps.fetch_add(1, Ordering::Relaxed);
                 let request = if n % 2 == 0 {
-                    client.put(format!("{admin}/api/v1/admin/policies/pricing")).body(bulk.clone())
+                    client
+                        .put(format!("{admin}/api/v1/admin/policies/pricing"))
+                        .body(bulk.clone())
                 } else {
                     client.post(format!("{admin}/api/v1/admin/policies/pricing/rollback"))
                 };
-                let ok = request.bearer_auth("bench").send().await.map(|r| r.status().is_success()).unwrap_or(false);
+                let ok = request
+                    .bearer_auth("bench")
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
                 if !ok {
                     failures += 1;
                 }
@@ -104,7 +112,11 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
     let swaps = swaps.load(Ordering::Relaxed);
 
     ensure!(failed_swaps == 0, "{failed_swaps} of {swaps} swaps failed");
-    ensure!(swapped.count("201") == swapped.sent, "not every order was placed: {:?}", swapped.outcomes);
+    ensure!(
+        swapped.count("201") == swapped.sent,
+        "not every order was placed: {:?}",
+        swapped.outcomes
+    );
     // Every order's total is what the policy it recorded gives: 10 units of
     // 1,000 won, 10% off under pricing-bulk.
     let wrong: i64 = sqlx::query_scalar(
@@ -114,10 +126,15 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
     )
     .fetch_one(&deployment.db)
     .await?;
-    ensure!(wrong == 0, "{wrong} orders do not match the policy they record");
-    let by_bulk: i64 = sqlx::query_scalar("select count(*) from orders where pricing_policy like 'pricing-bulk@%'")
-        .fetch_one(&deployment.db)
-        .await?;
+    ensure!(
+        wrong == 0,
+        "{wrong} orders do not match the policy they record"
+    );
+    let by_bulk: i64 = sqlx::query_scalar(
+        "select count(*) from orders where pricing_policy like 'pricing-bulk@%'",
+    )
+    .fetch_one(&deployment.db)
+    .await?;
     Ok(vec![
         Row::new(format!("orders during {swaps} policy swaps"), &swapped, "the same orders without swaps", steady.per_second())
             .target(0.9)

@@ -168,10 +168,17 @@ impl ReadCache {
 
     /// A page of the catalogue; concurrent misses of one page wait for a
     /// single read.
-    pub async fn list(&self, db: &PgPool, filter: &Filter, page: PageRequest) -> ApiResult<Arc<Page<Product>>> {
+    pub async fn list(
+        &self,
+        db: &PgPool,
+        filter: &Filter,
+        page: PageRequest,
+    ) -> ApiResult<Arc<Page<Product>>> {
         let key = (filter.clone(), page.page, page.size);
         self.pages
-            .try_get_with(key, async { list(db, self, filter, page).await.map(Arc::new) })
+            .try_get_with(key, async {
+                list(db, self, filter, page).await.map(Arc::new)
+            })
             .await
             .map_err(shared_error)
     }
@@ -192,7 +199,9 @@ impl ReadCache {
             .await
             .map_err(|err| match err.as_ref() {
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                    ApiError::ServiceUnavailable("the database is unavailable; retry shortly".into())
+                    ApiError::ServiceUnavailable(
+                        "the database is unavailable; retry shortly".into(),
+                    )
                 }
                 _ => ApiError::Internal(anyhow::anyhow!(err)),
             })

@@ -114,7 +114,7 @@ pub async fn relay(db: PgPool, redis: Redis, wake: Arc<Notify>, stop: Cancellati
             }
             Err(err) => {
                 failures += 1;
-                if failures == 1 || failures % 60 == 0 {
+                if failures == 1 || failures.is_multiple_of(60) {
                     tracing::warn!(error = %format!("{err:#}"), "cannot publish events; they wait in PostgreSQL");
                 }
                 POLL * failures.min(10)

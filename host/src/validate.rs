@@ -8,10 +8,14 @@ pub fn text<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
     let value = value.trim();
     let length = value.chars().count();
     if length == 0 || length > max {
-        return Err(ApiError::invalid(format!("{field} must be 1-{max} characters")));
+        return Err(ApiError::invalid(format!(
+            "{field} must be 1-{max} characters"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!("{field} must not contain control characters")));
+        return Err(ApiError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(value)
 }
@@ -20,10 +24,14 @@ pub fn text<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
 /// than `max` and without control characters.
 pub fn search<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
     if value.chars().count() > max {
-        return Err(ApiError::invalid(format!("{field} must be at most {max} characters")));
+        return Err(ApiError::invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!("{field} must not contain control characters")));
+        return Err(ApiError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(value)
 }

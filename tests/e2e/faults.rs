@@ -10,7 +10,12 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 /// Products with stock and users with points, written straight to the lab database.
-async fn stock_the_shop(db: &PgPool, products: i64, stock: i64, users: i64) -> (Vec<i64>, Vec<i64>) {
+async fn stock_the_shop(
+    db: &PgPool,
+    products: i64,
+    stock: i64,
+    users: i64,
+) -> (Vec<i64>, Vec<i64>) {
     let product_ids: Vec<i64> = sqlx::query_scalar(
         "insert into products (name, category, price, stock)
          select 'Item ' || g, 'lab', 1000, $2 from generate_series(1, $1) g returning id",
@@ -20,11 +25,13 @@ async fn stock_the_shop(db: &PgPool, products: i64, stock: i64, users: i64) -> (
     .fetch_all(db)
     .await
     .expect("products");
-    let user_ids: Vec<i64> = sqlx::query_scalar("insert into users (name) select 'user ' || g from generate_series(1, $1) g returning id")
-        .bind(users)
-        .fetch_all(db)
-        .await
-        .expect("users");
+    let user_ids: Vec<i64> = sqlx::query_scalar(
+        "insert into users (name) select 'user ' || g from generate_series(1, $1) g returning id",
+    )
+    .bind(users)
+    .fetch_all(db)
+    .await
+    .expect("users");
     sqlx::query(
         "with w as (insert into point_wallets (user_id, balance) select id, 1000000 from unnest($1::bigint[]) id returning user_id)
          insert into point_history (user_id, kind, amount, balance_after) select user_id, 'charge', 1000000, 1000000 from w",
@@ -51,7 +58,10 @@ async fn assert_stock_conserved(db: &PgPool, initial: i64) {
     .fetch_all(db)
     .await
     .expect("the conservation query");
-    assert!(broken.is_empty(), "stock not conserved (id, stock, live units): {broken:?}");
+    assert!(
+        broken.is_empty(),
+        "stock not conserved (id, stock, live units): {broken:?}"
+    );
     let without_lines: i64 = sqlx::query_scalar("select count(*) from orders o where not exists (select 1 from order_lines l where l.order_id = o.id)")
         .fetch_one(db)
         .await
@@ -73,7 +83,11 @@ async fn faults_killing_an_instance_mid_order_burst_loses_no_confirmed_order() {
         let (user, product) = (users[n], products[n % 5]);
         async move {
             tokio::time::sleep(Duration::from_millis((n as u64 % 50) * 4)).await;
-            match instance.order_request(user, &[(product, 2)], None).send().await {
+            match instance
+                .order_request(user, &[(product, 2)], None)
+                .send()
+                .await
+            {
                 Ok(response) => Some(read(response).await),
                 Err(_) => None,
             }
@@ -91,7 +105,11 @@ async fn faults_killing_an_instance_mid_order_burst_loses_no_confirmed_order() {
         .map(|(_, body)| body["id"].as_i64().expect("an order id"))
         .collect();
     let unanswered = results.iter().filter(|r| r.is_none()).count();
-    let out_of_stock = results.iter().flatten().filter(|(_, b)| b["code"] == "OUT_OF_STOCK").count();
+    let out_of_stock = results
+        .iter()
+        .flatten()
+        .filter(|(_, b)| b["code"] == "OUT_OF_STOCK")
+        .count();
     let stored: i64 = sqlx::query_scalar("select count(*) from orders where id = any($1)")
         .bind(&confirmed)
         .fetch_one(&db)
@@ -102,11 +120,17 @@ async fn faults_killing_an_instance_mid_order_burst_loses_no_confirmed_order() {
         400 - unanswered,
         confirmed.len()
     );
-    assert!(unanswered > 0, "the kill cut nothing off; the test proved nothing");
+    assert!(
+        unanswered > 0,
+        "the kill cut nothing off; the test proved nothing"
+    );
     assert_eq!(stored as usize, confirmed.len(), "a 201 without its order");
     assert_stock_conserved(&db, 100).await;
     for (status, body) in results.iter().flatten() {
-        assert!(status.is_success() || status.is_client_error(), "{status}: {body}");
+        assert!(
+            status.is_success() || status.is_client_error(),
+            "{status}: {body}"
+        );
     }
 }
 
@@ -127,12 +151,18 @@ async fn faults_postgres_restarted_under_load_gives_bounded_503s_then_service_re
             let mut n = 0usize;
             while started.elapsed() < Duration::from_secs(12) {
                 let sent = Instant::now();
-                let result = if n % 2 == 0 {
+                let result = if n.is_multiple_of(2) {
                     send(app.get(&format!("/api/v1/products/{}", products[n % 2]))).await
                 } else {
-                    app.place_order(users[n % users.len()], &[(products[n % 2], 1)]).await
+                    app.place_order(users[n % users.len()], &[(products[n % 2], 1)])
+                        .await
                 };
-                outcomes.push((started.elapsed(), sent.elapsed(), result.0, result.1["code"].as_str().unwrap_or_default().to_owned()));
+                outcomes.push((
+                    started.elapsed(),
+                    sent.elapsed(),
+                    result.0,
+                    result.1["code"].as_str().unwrap_or_default().to_owned(),
+                ));
                 n += 1;
             }
             outcomes
@@ -145,9 +175,16 @@ async fn faults_postgres_restarted_under_load_gives_bounded_503s_then_service_re
     lab.start_postgres();
     let restarted_at = started.elapsed();
     let outcomes = load.await.expect("the load completes");
-    let failed: Vec<_> = outcomes.iter().filter(|o| o.2 != StatusCode::OK && o.2 != StatusCode::CREATED).collect();
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.2 != StatusCode::OK && o.2 != StatusCode::CREATED)
+        .collect();
     let slowest = outcomes.iter().map(|o| o.1).max().unwrap_or_default();
-    let recovered = outcomes.iter().filter(|o| o.0 > restarted_at && (o.2 == StatusCode::OK || o.2 == StatusCode::CREATED)).map(|o| o.0).min();
+    let recovered = outcomes
+        .iter()
+        .filter(|o| o.0 > restarted_at && (o.2 == StatusCode::OK || o.2 == StatusCode::CREATED))
+        .map(|o| o.0)
+        .min();
     println!(
         "postgres down from {stopped_at:?} to {restarted_at:?}: {} requests, {} failed, slowest answer {slowest:?}, first success after restart at {recovered:?}",
         outcomes.len(),
@@ -155,13 +192,25 @@ async fn faults_postgres_restarted_under_load_gives_bounded_503s_then_service_re
     );
     assert!(!failed.is_empty(), "no request saw the outage");
     for (_, _, status, code) in &failed {
-        assert_eq!((*status, code.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"));
+        assert_eq!(
+            (*status, code.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+        );
     }
-    assert!(slowest < Duration::from_secs(7), "a request waited {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(7),
+        "a request waited {slowest:?}"
+    );
     let recovered = recovered.expect("service resumed after the restart");
-    assert!(recovered < restarted_at + Duration::from_secs(5), "service resumed only at {recovered:?}");
+    assert!(
+        recovered < restarted_at + Duration::from_secs(5),
+        "service resumed only at {recovered:?}"
+    );
     // No failure after recovery: the pool replaced its dead connections.
-    assert!(failed.iter().all(|o| o.0 < recovered), "failures after recovery");
+    assert!(
+        failed.iter().all(|o| o.0 < recovered),
+        "failures after recovery"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -183,23 +232,46 @@ async fn faults_events_wait_in_postgres_while_redis_is_down_and_flow_when_it_ret
     }
     // Popular products still answer, from PostgreSQL.
     let (status, popular) = send(app.get("/api/v1/products/popular")).await;
-    assert_eq!((status, popular["items"][0]["sold_quantity"].as_i64()), (StatusCode::OK, Some(10)), "{popular}");
-    let waiting: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null").fetch_one(&db).await.expect("count");
+    assert_eq!(
+        (status, popular["items"][0]["sold_quantity"].as_i64()),
+        (StatusCode::OK, Some(10)),
+        "{popular}"
+    );
+    let waiting: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null")
+        .fetch_one(&db)
+        .await
+        .expect("count");
     assert_eq!(waiting, 10);
     lab.start_redis();
     let client = redis::Client::open(lab.redis_url()).expect("a client");
     let started = Instant::now();
     loop {
-        let mut conn = client.get_multiplexed_async_connection().await.expect("redis is back");
-        let length: i64 = redis::cmd("XLEN").arg("lab:events:orders").query_async(&mut conn).await.unwrap_or(0);
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis is back");
+        let length: i64 = redis::cmd("XLEN")
+            .arg("lab:events:orders")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(0);
         if length == 10 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "only {length} events reached the stream");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "only {length} events reached the stream"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("10 events published {:?} after Redis returned", started.elapsed());
-    let waiting: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null").fetch_one(&db).await.expect("count");
+    println!(
+        "10 events published {:?} after Redis returned",
+        started.elapsed()
+    );
+    let waiting: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null")
+        .fetch_one(&db)
+        .await
+        .expect("count");
     assert_eq!(waiting, 0);
 }
 
@@ -215,48 +287,96 @@ async fn faults_a_relay_that_fails_after_publishing_publishes_again_with_the_sam
         .execute(&db)
         .await
         .expect("the fault");
-    let order = app.place_order(users[0], &[(products[0], 1)]).await.1["id"].as_i64().expect("an id");
+    let order = app.place_order(users[0], &[(products[0], 1)]).await.1["id"]
+        .as_i64()
+        .expect("an id");
     assert_eq!(app.pay(order, users[0]).await.0, StatusCode::CREATED);
     // A payment that fails writes no event.
     let poor: i64 = users[1];
-    sqlx::query("update point_wallets set balance = 0 where user_id = $1").bind(poor).execute(&db).await.expect("update");
-    let unpaid = app.place_order(poor, &[(products[0], 1)]).await.1["id"].as_i64().expect("an id");
+    sqlx::query("update point_wallets set balance = 0 where user_id = $1")
+        .bind(poor)
+        .execute(&db)
+        .await
+        .expect("update");
+    let unpaid = app.place_order(poor, &[(products[0], 1)]).await.1["id"]
+        .as_i64()
+        .expect("an id");
     assert_eq!(app.pay(unpaid, poor).await.0, StatusCode::CONFLICT);
 
     let client = redis::Client::open(lab.redis_url()).expect("a client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     let paid_events = |entries: Vec<(String, Vec<(String, String)>)>| -> Vec<String> {
         entries
             .into_iter()
             .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "type" && v == "order.paid"))
-            .filter_map(|(_, fields)| fields.into_iter().find(|(k, _)| k == "event_id").map(|(_, v)| v))
+            .filter_map(|(_, fields)| {
+                fields
+                    .into_iter()
+                    .find(|(k, _)| k == "event_id")
+                    .map(|(_, v)| v)
+            })
             .collect()
     };
     let started = Instant::now();
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        assert!(started.elapsed() < Duration::from_secs(10), "the relay did not publish: {seen:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the relay did not publish: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let value: redis::Value = redis::cmd("XRANGE").arg("lab:events:orders").arg("-").arg("+").query_async(&mut conn).await.expect("xrange");
+        let value: redis::Value = redis::cmd("XRANGE")
+            .arg("lab:events:orders")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .expect("xrange");
         seen = paid_events(redis::from_redis_value(&value).expect("entries"));
     }
-    sqlx::query("alter table outbox drop constraint lab_refuse_marking").execute(&db).await.expect("heal");
+    sqlx::query("alter table outbox drop constraint lab_refuse_marking")
+        .execute(&db)
+        .await
+        .expect("heal");
     let started = Instant::now();
     loop {
-        let waiting: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null").fetch_one(&db).await.expect("count");
+        let waiting: i64 =
+            sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                .fetch_one(&db)
+                .await
+                .expect("count");
         if waiting == 0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "the event was never marked");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the event was never marked"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let value: redis::Value = redis::cmd("XRANGE").arg("lab:events:orders").arg("-").arg("+").query_async(&mut conn).await.expect("xrange");
+    let value: redis::Value = redis::cmd("XRANGE")
+        .arg("lab:events:orders")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("xrange");
     let all = paid_events(redis::from_redis_value(&value).expect("entries"));
-    let stored: Vec<uuid::Uuid> = sqlx::query_scalar("select event_id from outbox where type = 'order.paid'").fetch_all(&db).await.expect("events");
+    let stored: Vec<uuid::Uuid> =
+        sqlx::query_scalar("select event_id from outbox where type = 'order.paid'")
+            .fetch_all(&db)
+            .await
+            .expect("events");
     println!("order.paid published {} times for one event", all.len());
     assert_eq!(stored.len(), 1, "the failed payment wrote an event");
     assert!(all.len() >= 2);
-    assert!(all.iter().all(|id| *id == stored[0].to_string()), "{all:?} vs {stored:?}");
+    assert!(
+        all.iter().all(|id| *id == stored[0].to_string()),
+        "{all:?} vs {stored:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -270,7 +390,11 @@ async fn faults_sigterm_under_load_finishes_accepted_requests_and_refuses_new_on
     let burst = concurrently(200, move |n| {
         let (instance, user, product) = (instance.clone(), users[n], products[0]);
         async move {
-            match instance.order_request(user, &[(product, 1)], None).send().await {
+            match instance
+                .order_request(user, &[(product, 1)], None)
+                .send()
+                .await
+            {
                 Ok(response) => Some(read(response).await),
                 Err(_) => None,
             }
@@ -290,14 +414,30 @@ async fn faults_sigterm_under_load_finishes_accepted_requests_and_refuses_new_on
     assert!(exit.success(), "the server exited with {exit}");
     let answered: Vec<&(StatusCode, Value)> = results.iter().flatten().collect();
     let refused = results.iter().filter(|r| r.is_none()).count();
-    let created = answered.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
-    let stored: i64 = sqlx::query_scalar("select count(*) from orders").fetch_one(&db).await.expect("count");
-    println!("SIGTERM: 200 sent, {} answered ({created} created), {refused} refused; {stored} orders stored", answered.len());
+    let created = answered
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let stored: i64 = sqlx::query_scalar("select count(*) from orders")
+        .fetch_one(&db)
+        .await
+        .expect("count");
+    println!(
+        "SIGTERM: 200 sent, {} answered ({created} created), {refused} refused; {stored} orders stored",
+        answered.len()
+    );
     for (status, body) in &answered {
         assert_eq!(*status, StatusCode::CREATED, "{body}");
     }
     // Every accepted request completed: what is stored is what was answered.
     assert_eq!(stored as usize, created);
-    assert!(app.get("/healthz").send().await.is_err(), "the stopped server still accepts connections");
-    assert!(lab.server_log(0).contains("stopped"), "{}", lab.server_log(0));
+    assert!(
+        app.get("/healthz").send().await.is_err(),
+        "the stopped server still accepts connections"
+    );
+    assert!(
+        lab.server_log(0).contains("stopped"),
+        "{}",
+        lab.server_log(0)
+    );
 }

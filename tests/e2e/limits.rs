@@ -9,12 +9,19 @@ async fn a_component_that_imports_wasi_is_refused_at_load() {
     let deployment = Deployment::start().await;
     let app = deployment.app();
     let problem = expect_problem(
-        app.admin(Method::PUT, "/api/v1/admin/policies/pricing").body(component("misbehave-wasi")),
+        app.admin(Method::PUT, "/api/v1/admin/policies/pricing")
+            .body(component("misbehave-wasi")),
         StatusCode::BAD_REQUEST,
         "INVALID_COMPONENT",
     )
     .await;
-    assert!(problem["detail"].as_str().unwrap_or_default().contains("wasi"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("wasi"),
+        "{problem}"
+    );
     let (_, policies) = send(app.admin(Method::GET, "/api/v1/admin/policies")).await;
     assert_eq!(policies["slots"][0]["name"], "pricing-standard");
 }
@@ -24,7 +31,10 @@ async fn an_oversized_component_is_refused() {
     let deployment = Deployment::start().await;
     let huge = vec![0u8; 17 * 1024 * 1024];
     expect_problem(
-        deployment.app().admin(Method::PUT, "/api/v1/admin/policies/pricing").body(huge),
+        deployment
+            .app()
+            .admin(Method::PUT, "/api/v1/admin/policies/pricing")
+            .body(huge),
         StatusCode::PAYLOAD_TOO_LARGE,
         "PAYLOAD_TOO_LARGE",
     )
@@ -37,9 +47,12 @@ async fn an_order_with_too_many_lines_is_refused_before_any_policy_runs() {
     let app = deployment.app();
     let user = app.create_user("kim").await;
     let product = app.create_product("Pen", "office", 100, 1_000).await;
-    let items: Vec<_> = (0..101).map(|_| json!({ "product_id": product.id, "quantity": 1 })).collect();
+    let items: Vec<_> = (0..101)
+        .map(|_| json!({ "product_id": product.id, "quantity": 1 }))
+        .collect();
     expect_problem(
-        app.post("/api/v1/orders").json(&json!({ "user_id": user.id, "items": items })),
+        app.post("/api/v1/orders")
+            .json(&json!({ "user_id": user.id, "items": items })),
         StatusCode::BAD_REQUEST,
         "INVALID_REQUEST",
     )
@@ -68,13 +81,15 @@ async fn page_sizes_and_idempotency_keys_are_bounded_everywhere() {
     }
     let product = app.create_product("Pen", "office", 100, 10).await;
     expect_problem(
-        app.order_request(user.id, &[(product.id, 1)], None).header("Idempotency-Key", "k".repeat(256)),
+        app.order_request(user.id, &[(product.id, 1)], None)
+            .header("Idempotency-Key", "k".repeat(256)),
         StatusCode::BAD_REQUEST,
         "INVALID_REQUEST",
     )
     .await;
     expect_problem(
-        app.pay_request(1, user.id).header("Idempotency-Key", "has space"),
+        app.pay_request(1, user.id)
+            .header("Idempotency-Key", "has space"),
         StatusCode::BAD_REQUEST,
         "INVALID_REQUEST",
     )

@@ -31,7 +31,9 @@ fn postgres_bin(tool: &str) -> PathBuf {
         .filter(|path| path.exists())
         .collect();
     found.sort();
-    found.pop().unwrap_or_else(|| panic!("no {tool} under /usr/lib/postgresql"))
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("no {tool} under /usr/lib/postgresql"))
 }
 
 /// PostgreSQL refuses to run as root; the cluster then belongs to `postgres`.
@@ -43,7 +45,9 @@ fn as_postgres(tool: &str) -> Command {
         .unwrap_or(false);
     if is_root {
         let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(postgres_bin(tool));
+        command
+            .args(["-u", "postgres", "--"])
+            .arg(postgres_bin(tool));
         command
     } else {
         Command::new(postgres_bin(tool))
@@ -52,7 +56,11 @@ fn as_postgres(tool: &str) -> Command {
 
 fn run(command: &mut Command) {
     let output = command.output().expect("the command starts");
-    assert!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 pub struct Lab {
@@ -72,7 +80,8 @@ pub struct Server {
 
 impl Lab {
     pub async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("commerce-lab-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("commerce-lab-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("a lab folder");
         run(Command::new("chmod").arg("777").arg(&dir));
         let mut lab = Self {
@@ -101,7 +110,9 @@ impl Lab {
 
     /// A pool on the lab's database, for assertions.
     pub async fn db(&self) -> PgPool {
-        PgPool::connect(&self.database_url()).await.expect("the lab database")
+        PgPool::connect(&self.database_url())
+            .await
+            .expect("the lab database")
     }
 
     pub fn start_postgres(&self) {
@@ -129,7 +140,16 @@ impl Lab {
     /// Starts a Redis that keeps nothing on disk: a restart is also a flush.
     pub fn start_redis(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.redis_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -148,7 +168,11 @@ impl Lab {
     /// Starts a `commerce serve` process on the lab's services.
     pub async fn spawn_server(&mut self, env: &[(&str, &str)]) -> Instance {
         let binary = repository().join("target/release/commerce");
-        assert!(binary.exists(), "{} is missing: run `cargo build --release`", binary.display());
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo build --release`",
+            binary.display()
+        );
         let port = free_port();
         let log = self.dir.join(format!("server-{}.log", self.servers.len()));
         let mut command = Command::new(binary);
@@ -203,7 +227,9 @@ impl Lab {
     /// SIGTERM: the server finishes what it accepted and exits.
     pub fn terminate_server(&mut self, n: usize) -> Child {
         let child = self.servers[n].child.take().expect("a running server");
-        run(Command::new("kill").arg("-TERM").arg(child.id().to_string()));
+        run(Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string()));
         child
     }
 
@@ -215,7 +241,10 @@ impl Lab {
 fn wait_for_port(port: u16) {
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "nothing listens on {port}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nothing listens on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -6,8 +6,8 @@
 //! coupon, unique per user, and `coupons.issued_quantity` counts the rows
 //! under a conditional update that never passes `total_quantity`; both change
 //! in one transaction. Redis makes the frequent answers cheap and serializes
-//! the rest ([`issue`] tells how), but whatever Redis says or forgets, a write
-//! the database would refuse stays refused.
+//! the rest (the `issue` module tells how), but whatever Redis says or
+//! forgets, a write the database would refuse stays refused.
 
 mod circuit;
 mod fallback;

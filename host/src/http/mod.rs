@@ -1,9 +1,9 @@
 //! The HTTP surface: one router module per resource, the problem+json error
 //! type, extractors, and the middleware every request passes through.
 
+mod coupons;
 pub mod error;
 pub mod extract;
-mod coupons;
 mod metrics;
 mod ops;
 mod orders;

@@ -14,7 +14,7 @@
 
 use std::{fmt, sync::Arc};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -257,7 +257,7 @@ impl fmt::Display for ReplayReport {
             f,
             "replayed {} {what} placed since {} through {} (commerce:policy@{}) in the {} slot",
             self.replayed,
-            self.since.to_rfc3339(),
+            self.since.to_rfc3339_opts(SecondsFormat::Secs, true),
             self.candidate,
             self.contract,
             self.slot
@@ -291,7 +291,9 @@ impl fmt::Display for ReplayReport {
                 f,
                 "  order {} ({}): recorded {}, candidate {} ({:+} won)",
                 example.order_id,
-                example.created_at.to_rfc3339(),
+                example
+                    .created_at
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
                 example.recorded,
                 example.candidate,
                 example.difference

@@ -83,12 +83,9 @@ pub struct Example {
     /// `price`, `apply`, `can_issue` or `check`.
     pub call: String,
     /// The call's input, as a case file writes it.
-    #[schema(value_type = Object)]
     pub input: Value,
-    #[schema(value_type = Object)]
     pub active_output: Value,
     /// Null when the candidate failed.
-    #[schema(value_type = Object)]
     pub candidate_output: Value,
     /// Why the candidate failed: it trapped, ran out of fuel, time or memory.
     pub candidate_error: Option<String>,
