@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use crate::{catalog, growth, orders, plot, report, swap};
+use crate::{catalog, growth, orders, plot, policy, report, swap};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -56,6 +56,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?,
     );
+    println!("== policy calls, WASM against native, and the cost of a shadow");
+    policy::run(policy::Args {
+        calls: size(20_000, 1_000),
+        requests: size(3_000, 200),
+        rounds: size(3, 1),
+        connections: 16,
+        max_seconds: 60,
+    })
+    .await?;
     println!("== growth");
     let curves = growth::run(growth::Args {
         products: size(100_000, 5_000) as u64,
