@@ -226,9 +226,9 @@ pub async fn gather(
 
 /// Runs the policies on a blocking thread: a policy call is CPU work.
 pub async fn evaluate(policies: Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
-    tokio::task::spawn_blocking(move || evaluate_now(&policies, inputs))
+    crate::policy::evaluate(move || evaluate_now(&policies, inputs))
         .await
-        .map_err(|err| ApiError::Internal(err.into()))?
+        .map_err(ApiError::Internal)?
 }
 
 fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {

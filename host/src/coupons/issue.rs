@@ -13,10 +13,7 @@
 //!
 //! A 201 always means the row is committed.
 
-use std::num::NonZeroUsize;
-
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
 
 use super::{
     Coupon, Failure, IssueStrategy, IssuedCoupon, circuit::Circuit, fallback, lock, reserve,
@@ -34,20 +31,13 @@ use crate::{
 pub struct Issuance {
     circuit: Circuit,
     turns: lock::Turns,
-    /// One `can-issue` evaluation at a time per core. A burst would otherwise
-    /// run hundreds at once on blocking threads that take turns on the cores,
-    /// and a call kept off its core long enough runs out of its wall-clock
-    /// budget. Waiting here costs no budget.
-    evaluations: Semaphore,
 }
 
 impl Issuance {
     pub fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         Self {
             circuit: Circuit::new(),
             turns: lock::Turns::new(),
-            evaluations: Semaphore::new(cores),
         }
     }
 }
@@ -146,16 +136,9 @@ async fn check(
         config: Vec::new(),
     };
     let policy = state.policies.registry.active(Slot::Coupon);
-    let _core = state
-        .coupons
-        .evaluations
-        .acquire()
+    let decision = crate::policy::evaluate(move || policy.can_issue(input))
         .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    // A policy call is CPU work: it runs on a blocking thread.
-    let decision = tokio::task::spawn_blocking(move || policy.can_issue(input))
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))??;
+        .map_err(ApiError::Internal)??;
     decision.map_err(ApiError::CouponNotEligible)
 }
 

@@ -105,3 +105,21 @@ pub enum PolicyError {
     #[error("there is no policy slot named {0:?}; slots are pricing, coupon, order_rules")]
     UnknownSlot(String),
 }
+
+/// One policy evaluation at a time per core, process-wide. A burst would
+/// otherwise run hundreds of calls at once on blocking threads that take
+/// turns on the cores, and a call kept off its core long enough runs out of
+/// its wall-clock budget; waiting for a core here costs no budget.
+static CORES: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+    )
+});
+
+/// Runs `work` (policy calls: CPU work) on a blocking thread once a core is free.
+pub async fn evaluate<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let _core = CORES.acquire().await?;
+    Ok(tokio::task::spawn_blocking(work).await?)
+}
