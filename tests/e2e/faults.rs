@@ -1,6 +1,7 @@
 //! Faults with real processes: a private PostgreSQL, Redis and `commerce`
 //! processes that are killed, stopped and restarted under load. Slow, so
-//! ignored by default: `cargo test --release --workspace -- --ignored faults`.
+//! ignored by default; they start the built binary:
+//! `cargo build --release && cargo test --release --workspace -- --ignored faults --test-threads 1`.
 
 use std::time::{Duration, Instant};
 
