@@ -450,3 +450,169 @@ async fn faults_sigterm_under_load_finishes_accepted_requests_and_refuses_new_on
         lab.server_log(0)
     );
 }
+
+/// Creates a coupon of `quantity` through the admin API, valid for a day.
+async fn open_coupon(app: &Instance, quantity: i64) -> i64 {
+    let now = chrono::Utc::now();
+    let (status, coupon) = send(
+        app.admin(reqwest::Method::POST, "/api/v1/admin/coupons")
+            .json(&serde_json::json!({
+                "name": "lab burst",
+                "discount": { "kind": "fixed", "value": 1000 },
+                "total_quantity": quantity,
+                "min_order_amount": 0,
+                "valid_from": now - chrono::Duration::hours(1),
+                "valid_until": now + chrono::Duration::days(1),
+            })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{coupon}");
+    coupon["id"].as_i64().expect("a coupon id")
+}
+
+/// After a burst: at most `quantity` issued, every 201 the client saw has its
+/// row, and `issued_quantity` equals the rows.
+async fn assert_coupon_exact(db: &PgPool, coupon: i64, quantity: i64, confirmed: &[i64]) -> i64 {
+    let (issued, rows, holders): (i32, i64, i64) = sqlx::query_as(
+        "select c.issued_quantity, count(uc.id), count(distinct uc.user_id)
+           from coupons c left join user_coupons uc on uc.coupon_id = c.id
+          where c.id = $1 group by c.id",
+    )
+    .bind(coupon)
+    .fetch_one(db)
+    .await
+    .expect("the coupon");
+    assert!(rows <= quantity, "{rows} issued of {quantity}");
+    assert_eq!(
+        (i64::from(issued), holders),
+        (rows, rows),
+        "issued_quantity or holders differ from rows"
+    );
+    let stored: i64 = sqlx::query_scalar("select count(*) from user_coupons where id = any($1)")
+        .bind(confirmed)
+        .fetch_one(db)
+        .await
+        .expect("count");
+    assert_eq!(stored as usize, confirmed.len(), "a 201 without its row");
+    rows
+}
+
+fn issued_ids(results: &[Option<(StatusCode, Value)>]) -> Vec<i64> {
+    results
+        .iter()
+        .flatten()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .map(|(_, body)| body["user_coupon_id"].as_i64().expect("a user coupon id"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fault test with real processes; run with --ignored faults"]
+async fn faults_killing_an_instance_mid_coupon_burst_never_issues_past_the_quantity() {
+    let mut lab = Lab::start().await;
+    let a = lab.spawn_server(&[]).await;
+    let b = lab.spawn_server(&[]).await;
+    let db = lab.db().await;
+    let (_, users) = stock_the_shop(&db, 1, 1, 1_000).await;
+    let coupon = open_coupon(&a, 100).await;
+    let instances = [a, b];
+    let burst = concurrently(1_000, |n| {
+        let (instance, user) = (instances[n % 2].clone(), users[n]);
+        async move {
+            tokio::time::sleep(Duration::from_millis((n as u64 % 100) * 2)).await;
+            match instance
+                .post(&format!("/api/v1/coupons/{coupon}/issue"))
+                .json(&serde_json::json!({ "user_id": user }))
+                .send()
+                .await
+            {
+                Ok(response) => Some(read(response).await),
+                Err(_) => None,
+            }
+        }
+    });
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        lab.kill_server(1);
+    };
+    let (results, ()) = tokio::join!(burst, killer);
+    let confirmed = issued_ids(&results);
+    let unanswered = results.iter().filter(|r| r.is_none()).count();
+    let rows = assert_coupon_exact(&db, coupon, 100, &confirmed).await;
+    println!(
+        "coupon burst: 1000 sent, {} answered ({} issued), {unanswered} cut off by the kill; {rows} rows for a coupon of 100",
+        1_000 - unanswered,
+        confirmed.len()
+    );
+    assert!(
+        unanswered > 0,
+        "the kill cut nothing off; the test proved nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fault test with real processes; run with --ignored faults"]
+async fn faults_redis_restarted_mid_coupon_burst_keeps_the_count_exact_and_the_fast_path_returns() {
+    let mut lab = Lab::start().await;
+    let a = lab.spawn_server(&[]).await;
+    let b = lab.spawn_server(&[]).await;
+    let db = lab.db().await;
+    let (_, users) = stock_the_shop(&db, 1, 1, 1_200).await;
+    let coupon = open_coupon(&a, 100).await;
+    let instances = [a.clone(), b];
+    let burst = concurrently(1_200, |n| {
+        let (instance, user) = (instances[n % 2].clone(), users[n]);
+        async move {
+            tokio::time::sleep(Duration::from_millis((n as u64 % 100) * 3)).await;
+            match instance
+                .post(&format!("/api/v1/coupons/{coupon}/issue"))
+                .json(&serde_json::json!({ "user_id": user }))
+                .send()
+                .await
+            {
+                Ok(response) => Some(read(response).await),
+                Err(_) => None,
+            }
+        }
+    });
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        // Redis keeps nothing on disk here: the restart is also a flush.
+        lab.kill_redis();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        lab.start_redis();
+    };
+    let (results, ()) = tokio::join!(burst, restart);
+    let confirmed = issued_ids(&results);
+    for (status, body) in results.iter().flatten() {
+        assert!(
+            *status == StatusCode::CREATED || body["code"] == "COUPON_SOLD_OUT",
+            "{status}: {body}"
+        );
+    }
+    let rows = assert_coupon_exact(&db, coupon, 100, &confirmed).await;
+    assert_eq!(rows, 100, "the coupon was not sold out");
+    // The fast path returns by itself: a later request rebuilds the state in Redis.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (status, body) = send(
+        a.post(&format!("/api/v1/coupons/{coupon}/issue"))
+            .json(&serde_json::json!({ "user_id": users[0] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let client = redis::Client::open(lab.redis_url()).expect("a client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("lab:coupon:{{{coupon}}}:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    println!(
+        "coupon burst with a Redis restart: 1200 sent, {} issued, {rows} rows; Redis state rebuilt: {keys:?}",
+        confirmed.len()
+    );
+    assert!(!keys.is_empty(), "the fast path did not come back");
+}
