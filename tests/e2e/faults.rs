@@ -44,6 +44,37 @@ async fn stock_the_shop(
     (product_ids, user_ids)
 }
 
+/// Sends, or `None` when the connection fails (a killed or stopping server).
+async fn try_send(request: reqwest::RequestBuilder) -> Option<(StatusCode, Value)> {
+    match request.send().await {
+        Ok(response) => Some(read(response).await),
+        Err(_) => None,
+    }
+}
+
+/// Issue requests for `coupon` from each user, alternating between the
+/// instances and spread over a few hundred milliseconds.
+async fn coupon_burst(
+    instances: &[Instance],
+    users: &[i64],
+    coupon: i64,
+    spacing_ms: u64,
+) -> Vec<Option<(StatusCode, Value)>> {
+    concurrently(users.len(), |n| {
+        let (instance, user) = (instances[n % instances.len()].clone(), users[n]);
+        async move {
+            tokio::time::sleep(Duration::from_millis((n as u64 % 100) * spacing_ms)).await;
+            try_send(
+                instance
+                    .post(&format!("/api/v1/coupons/{coupon}/issue"))
+                    .json(&serde_json::json!({ "user_id": user })),
+            )
+            .await
+        }
+    })
+    .await
+}
+
 /// For every product: stock + units in live orders = the initial stock; and
 /// no order lacks its lines.
 async fn assert_stock_conserved(db: &PgPool, initial: i64) {
@@ -84,14 +115,7 @@ async fn faults_killing_an_instance_mid_order_burst_loses_no_confirmed_order() {
         let (user, product) = (users[n], products[n % 5]);
         async move {
             tokio::time::sleep(Duration::from_millis((n as u64 % 50) * 4)).await;
-            match instance
-                .order_request(user, &[(product, 2)], None)
-                .send()
-                .await
-            {
-                Ok(response) => Some(read(response).await),
-                Err(_) => None,
-            }
+            try_send(instance.order_request(user, &[(product, 2)], None)).await
         }
     });
     let killer = async {
@@ -398,16 +422,7 @@ async fn faults_sigterm_under_load_finishes_accepted_requests_and_refuses_new_on
     let instance = app.clone();
     let burst = concurrently(200, move |n| {
         let (instance, user, product) = (instance.clone(), users[n], products[0]);
-        async move {
-            match instance
-                .order_request(user, &[(product, 1)], None)
-                .send()
-                .await
-            {
-                Ok(response) => Some(read(response).await),
-                Err(_) => None,
-            }
-        }
+        async move { try_send(instance.order_request(user, &[(product, 1)], None)).await }
     });
     let stop = async {
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -516,21 +531,7 @@ async fn faults_killing_an_instance_mid_coupon_burst_never_issues_past_the_quant
     let (_, users) = stock_the_shop(&db, 1, 1, 1_000).await;
     let coupon = open_coupon(&a, 100).await;
     let instances = [a, b];
-    let burst = concurrently(1_000, |n| {
-        let (instance, user) = (instances[n % 2].clone(), users[n]);
-        async move {
-            tokio::time::sleep(Duration::from_millis((n as u64 % 100) * 2)).await;
-            match instance
-                .post(&format!("/api/v1/coupons/{coupon}/issue"))
-                .json(&serde_json::json!({ "user_id": user }))
-                .send()
-                .await
-            {
-                Ok(response) => Some(read(response).await),
-                Err(_) => None,
-            }
-        }
-    });
+    let burst = coupon_burst(&instances, &users, coupon, 2);
     let killer = async {
         tokio::time::sleep(Duration::from_millis(60)).await;
         lab.kill_server(1);
@@ -560,21 +561,7 @@ async fn faults_redis_restarted_mid_coupon_burst_keeps_the_count_exact_and_the_f
     let (_, users) = stock_the_shop(&db, 1, 1, 1_200).await;
     let coupon = open_coupon(&a, 100).await;
     let instances = [a.clone(), b];
-    let burst = concurrently(1_200, |n| {
-        let (instance, user) = (instances[n % 2].clone(), users[n]);
-        async move {
-            tokio::time::sleep(Duration::from_millis((n as u64 % 100) * 3)).await;
-            match instance
-                .post(&format!("/api/v1/coupons/{coupon}/issue"))
-                .json(&serde_json::json!({ "user_id": user }))
-                .send()
-                .await
-            {
-                Ok(response) => Some(read(response).await),
-                Err(_) => None,
-            }
-        }
-    });
+    let burst = coupon_burst(&instances, &users, coupon, 3);
     let restart = async {
         tokio::time::sleep(Duration::from_millis(80)).await;
         // Redis keeps nothing on disk here: the restart is also a flush.

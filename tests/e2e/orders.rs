@@ -16,6 +16,14 @@ async fn customer(app: &Instance, name: &str, points: i64) -> User {
     user
 }
 
+/// Orders in the deployment's database.
+async fn stored_orders(deployment: &Deployment) -> i64 {
+    sqlx::query_scalar("select count(*) from orders")
+        .fetch_one(&deployment.db)
+        .await
+        .expect("count")
+}
+
 fn id(body: &Value) -> i64 {
     body["id"]
         .as_i64()
@@ -420,11 +428,7 @@ async fn a_coupon_the_policy_refuses_is_not_applicable_and_nothing_is_written() 
     .await;
     assert_eq!(problem["reason"], "BELOW_MIN_ORDER_AMOUNT");
     assert_eq!(app.stock(product.id).await, 10);
-    let orders: i64 = sqlx::query_scalar("select count(*) from orders")
-        .fetch_one(&deployment.db)
-        .await
-        .expect("count");
-    assert_eq!(orders, 0);
+    assert_eq!(stored_orders(&deployment).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,11 +450,7 @@ async fn a_misbehaving_policy_answers_503_and_writes_nothing() {
     )
     .await;
     assert_eq!(app.stock(product.id).await, 10);
-    let orders: i64 = sqlx::query_scalar("select count(*) from orders")
-        .fetch_one(&deployment.db)
-        .await
-        .expect("count");
-    assert_eq!(orders, 0);
+    assert_eq!(stored_orders(&deployment).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
