@@ -3,11 +3,14 @@
 //!
 //! `--quick` runs each scenario small (under three minutes in all) and is
 //! about correctness, not speed: each scenario checks its invariants (exact
-//! coupon counts, stock conservation, no 5xx) and fails the run otherwise.
+//! coupon counts, stock conservation, no 5xx, which policy priced each
+//! order) and fails the run otherwise.
 
 use std::path::PathBuf;
 
-use crate::{catalog, growth, orders, plot, policy, report, swap};
+use commerce::coupons::IssueStrategy;
+
+use crate::{catalog, coupons, growth, orders, plot, policy, report, swap};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -36,6 +39,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?,
     );
+    println!("== coupon bursts");
+    rows.extend(
+        coupons::run(coupons::Args {
+            requests: size(20_000, 2_000),
+            quantity: size(1_000, 100),
+            connections: 64,
+            max_seconds: 120,
+            warm_up: size(2_000, 200),
+            strategies: vec![IssueStrategy::Reserve, IssueStrategy::Lock],
+        })
+        .await?,
+    );
     println!("== orders and payments");
     rows.extend(
         orders::run(orders::Args {
@@ -56,15 +71,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?,
     );
-    println!("== policy calls, WASM against native, and the cost of a shadow");
-    policy::run(policy::Args {
-        calls: size(20_000, 1_000),
-        requests: size(3_000, 200),
-        rounds: size(3, 1),
-        connections: 16,
-        max_seconds: 60,
-    })
-    .await?;
+    println!("== policy calls and the order path, WASM against native, and the cost of a shadow");
+    rows.extend(
+        policy::run(policy::Args {
+            calls: size(20_000, 1_000),
+            requests: size(3_000, 200),
+            rounds: size(3, 1),
+            connections: 16,
+            max_seconds: 60,
+            orders: size(4_000, 300),
+            order_connections: 64,
+        })
+        .await?,
+    );
     println!("== growth");
     let curves = growth::run(growth::Args {
         products: size(100_000, 5_000) as u64,

@@ -1,8 +1,9 @@
 //! `bench coupons`: a burst of issue requests, each from a distinct user, for
 //! one coupon across two instances, once per issuance strategy, after the
-//! ceiling. Prints throughput, latency, the outcomes and the ratio to the
-//! ceiling, and checks after each run that the coupon was issued exactly
-//! `quantity` times.
+//! ceiling (the same requests to an endpoint that makes one Redis script
+//! call and nothing else). Gives a report row per strategy, and checks after
+//! each run that the coupon was issued exactly `quantity` times and every
+//! other request was answered `COUPON_SOLD_OUT`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     ceiling,
     load::{self, Call, Report, Shape},
+    report::Row,
     servers::Deployment,
 };
 
@@ -21,19 +23,19 @@ use crate::{
 pub struct Args {
     /// Issue requests per strategy, each from a distinct user.
     #[arg(long, default_value_t = 20_000)]
-    requests: usize,
+    pub requests: usize,
     /// The coupon's total quantity.
     #[arg(long, default_value_t = 1_000)]
-    quantity: usize,
+    pub quantity: usize,
     /// Connections of the load generator, spread over the two instances.
     #[arg(long, default_value_t = 64)]
-    connections: usize,
+    pub connections: usize,
     /// Time bound of one run, in seconds.
     #[arg(long, default_value_t = 120)]
-    max_seconds: u64,
+    pub max_seconds: u64,
     /// Requests of the unmeasured warm-up before each run, on another coupon.
     #[arg(long, default_value_t = 2_000)]
-    warm_up: usize,
+    pub warm_up: usize,
     /// Strategies to run, in order.
     #[arg(
         long,
@@ -41,10 +43,10 @@ pub struct Args {
         value_delimiter = ',',
         default_values_t = [IssueStrategy::Reserve, IssueStrategy::Lock]
     )]
-    strategies: Vec<IssueStrategy>,
+    pub strategies: Vec<IssueStrategy>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<Vec<Row>> {
     let shape = Shape {
         connections: args.connections,
         requests: args.requests,
@@ -75,36 +77,36 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         runs.push((strategy, burst(strategy, &args, shape, warm_up).await?));
     }
 
-    println!();
-    println!(
-        "{:<24} {:>9} {:>8} {:>8} {:>11}",
-        "", "req/s", "p50 ms", "p99 ms", "of ceiling"
-    );
-    row("ceiling (one EVALSHA)", &ceiling, &ceiling);
-    for (strategy, report) in &runs {
-        row(strategy.as_str(), report, &ceiling);
-    }
-    println!();
+    let mut rows = vec![Row::new(
+        "HTTP + one Redis script",
+        &ceiling,
+        "itself",
+        ceiling.per_second(),
+    )];
     for (strategy, report) in &runs {
         let outcomes: Vec<String> = report
             .outcomes
             .iter()
             .map(|(outcome, count)| format!("{outcome} × {}", thousands(*count)))
             .collect();
-        println!("{}: {}", strategy.as_str(), outcomes.join(", "));
+        let row = Row::new(
+            format!(
+                "coupon burst, {}: {} users for {}",
+                strategy.as_str(),
+                thousands(args.requests),
+                thousands(args.quantity)
+            ),
+            report,
+            "HTTP + one Redis script",
+            ceiling.per_second(),
+        )
+        .note(format!("outcomes: {}", outcomes.join(", ")));
+        rows.push(match strategy {
+            IssueStrategy::Reserve => row.target(0.6),
+            IssueStrategy::Lock => row,
+        });
     }
-    Ok(())
-}
-
-fn row(name: &str, report: &Report, ceiling: &Report) {
-    println!(
-        "{:<24} {:>9} {:>8.2} {:>8.2} {:>10.0}%",
-        name,
-        thousands(report.per_second().round() as usize),
-        report.millis_at(0.5),
-        report.millis_at(0.99),
-        100.0 * report.per_second() / ceiling.per_second()
-    );
+    Ok(rows)
 }
 
 /// One strategy's run on a deployment of its own.

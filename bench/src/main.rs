@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.scenario {
-        Scenario::Coupons(args) => coupons::run(args).await,
+        Scenario::Coupons(args) => print(coupons::run(args).await?),
         Scenario::Orders(args) => print(orders::run(args).await?),
         Scenario::Catalog(args) => print(catalog::run(args).await?),
         Scenario::Swap(args) => print(swap::run(args).await?),
@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Scenario::All(args) => all::run(args).await,
-        Scenario::Policy(args) => policy::run(args).await,
+        Scenario::Policy(args) => print(policy::run(args).await?),
     }
 }
 

@@ -4,7 +4,11 @@
 //!    fresh store, instantiate, call, metrics) with the standard component,
 //!    against the same logic compiled natively into this binary, on the same
 //!    input: p50/p99 and their ratio.
-//! 2. The cost of a shadow: quotes and orders on one instance, without and
+//! 2. The order path: orders on two instances serving the standard
+//!    components (`dev`) against two serving the same logic natively
+//!    (`native`), in alternating rounds; judged as a ratio of the native
+//!    throughput.
+//! 3. The cost of a shadow: quotes and orders on one instance, without and
 //!    with `pricing-bulk` shadowing the pricing slot, same load, in
 //!    alternating rounds so that a machine shared with other work drifts
 //!    into both alike.
@@ -12,17 +16,18 @@
 use std::{
     hint::black_box,
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, ensure};
 use commerce::policy::{
-    Slot,
     bindings::{
-        ApplyInput, CouponTerms, DiscountKind, Line, LinePrice, OrderInput, PricedLine,
-        PricingInput, UserFacts, Violation,
+        ApplyInput, CouponTerms, DiscountKind, Line, OrderInput, PricedLine, PricingInput,
+        UserFacts,
     },
-    call::Call,
+    call::{Call, Output},
+    native::Native,
     runner,
 };
 use hdrhistogram::Histogram;
@@ -32,6 +37,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::{
     load::{self, Report, Shape},
+    report::Row,
     servers::Deployment,
 };
 
@@ -52,11 +58,167 @@ pub struct Args {
     /// Time bound of one load run, in seconds.
     #[arg(long, default_value_t = 60)]
     pub max_seconds: u64,
+    /// Orders per round of the order path comparison, for each of WASM and
+    /// native.
+    #[arg(long, default_value_t = 4_000)]
+    pub orders: usize,
+    /// Connections of the order path comparison, spread over two instances.
+    #[arg(long, default_value_t = 64)]
+    pub order_connections: usize,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// Runs all three; the order path comparison is the report's row.
+pub async fn run(args: Args) -> anyhow::Result<Vec<Row>> {
     calls(&args)?;
-    shadow(&args).await
+    let row = order_path(&args).await?;
+    shadow(&args).await?;
+    Ok(vec![row])
+}
+
+/// Products and users of a deployment that takes orders: products with
+/// stock that never runs out, users with their wallets.
+async fn stock(deployment: &Deployment, products: usize, users: usize) -> anyhow::Result<Cart> {
+    let products: Vec<i64> = sqlx::query_scalar(
+        "insert into products (name, category, price, stock)
+         select 'product ' || g, 'bench', 1000 + g * 100, 10000000
+           from generate_series(1, $1) g
+         returning id",
+    )
+    .bind(i64::try_from(products)?)
+    .fetch_all(&deployment.db)
+    .await?;
+    let users = deployment.users(users).await?;
+    Ok(Cart {
+        products: Arc::new(products),
+        users: Arc::new(users),
+    })
+}
+
+/// Carts of one to three lines; every fourth has a line of ten units, so
+/// that `pricing-bulk` diverges from `pricing-standard` on a share of them.
+#[derive(Clone)]
+struct Cart {
+    products: Arc<Vec<i64>>,
+    users: Arc<Vec<i64>>,
+}
+
+impl Cart {
+    fn body(&self, n: usize) -> String {
+        let products = &self.products;
+        let lines = 1 + n % 3;
+        let items: Vec<String> = (0..lines)
+            .map(|line| {
+                let product = products[(n + line * 7) % products.len()];
+                let quantity = if n.is_multiple_of(4) && line == 0 {
+                    10
+                } else {
+                    1 + line
+                };
+                format!(r#"{{"product_id":{product},"quantity":{quantity}}}"#)
+            })
+            .collect();
+        format!(
+            r#"{{"user_id":{},"items":[{}]}}"#,
+            self.users[n % self.users.len()],
+            items.join(",")
+        )
+    }
+
+    fn order(&self) -> impl Fn(usize) -> load::Call + Send + Sync + Clone + 'static {
+        let cart = self.clone();
+        move |n| load::Call::post("/api/v1/orders", cart.body(n))
+    }
+}
+
+/// Orders with the standard components against the same orders with the
+/// native policies, each on a two-instance deployment of its own.
+async fn order_path(args: &Args) -> anyhow::Result<Row> {
+    println!(
+        "order path: {} orders per round and kind, {} rounds, {} connections over two \
+         instances; standard components (dev) against native policies (native)",
+        args.orders, args.rounds, args.order_connections
+    );
+    let wasm = Deployment::start(2, |_| {}).await?;
+    let native = Deployment::start(2, |settings| {
+        settings.environment = "native".to_owned();
+    })
+    .await?;
+    let measured = async {
+        let shape = Shape {
+            connections: args.order_connections,
+            requests: args.orders,
+            max_time: Duration::from_secs(args.max_seconds),
+        };
+        let warm_up = Shape {
+            requests: args.orders / 5,
+            ..shape
+        };
+        let mut orders = Vec::new();
+        for deployment in [&wasm, &native] {
+            let order = stock(deployment, 1_000, 2_000).await?.order();
+            load::run(&deployment.addresses, warm_up, order.clone()).await?;
+            orders.push(order);
+        }
+        let mut runs: [Option<Report>; 2] = [None, None];
+        for _ in 0..args.rounds {
+            for (at, deployment) in [&wasm, &native].into_iter().enumerate() {
+                let report = load::run(&deployment.addresses, shape, orders[at].clone()).await?;
+                merge(&mut runs[at], report)?;
+            }
+        }
+        let [Some(with_wasm), Some(with_native)] = runs else {
+            anyhow::bail!("no rounds ran");
+        };
+        for (name, deployment, report, label) in [
+            ("WASM", &wasm, &with_wasm, "pricing-standard@1.0.0"),
+            ("native", &native, &with_native, "pricing-standard@native"),
+        ] {
+            ensure!(
+                report.count("201") == report.sent,
+                "orders with {name} policies: {:?}",
+                report.outcomes
+            );
+            let labels: Vec<String> =
+                sqlx::query_scalar("select distinct pricing_policy from orders")
+                    .fetch_all(&deployment.db)
+                    .await?;
+            ensure!(
+                labels == [label],
+                "orders with {name} policies were priced by {labels:?}"
+            );
+        }
+        println!(
+            "{:<24} {:>9} {:>9} {:>9}",
+            "all rounds", "req/s", "p50 ms", "p99 ms"
+        );
+        for (name, report) in [("WASM", &with_wasm), ("native", &with_native)] {
+            println!(
+                "{:<24} {:>9.0} {:>9.2} {:>9.2}",
+                format!("orders, {name} policies"),
+                report.per_second(),
+                report.millis_at(0.5),
+                report.millis_at(0.99),
+            );
+        }
+        Ok(Row::new(
+            "orders, WASM policies",
+            &with_wasm,
+            "the same orders, native policies",
+            with_native.per_second(),
+        )
+        .target(0.95)
+        .note(format!(
+            "{} rounds of {} orders each, alternating; native p50 {:.2} ms, p99 {:.2} ms",
+            args.rounds,
+            args.orders,
+            with_native.millis_at(0.5),
+            with_native.millis_at(0.99)
+        )))
+    }
+    .await;
+    wasm.stop().await?;
+    native.stop().await?;
+    measured
 }
 
 /// The repository's `target/plugins/<name>.wasm`.
@@ -82,21 +244,19 @@ fn calls(args: &Args) -> anyhow::Result<()> {
         "{:<28} {:>10} {:>10} {:>12} {:>12} {:>8}",
         "slot (function)", "wasm p50", "wasm p99", "native p50", "native p99", "p50 x"
     );
-    let cases: [(Slot, &str, Call); 3] = [
-        (
-            Slot::Pricing,
-            "pricing-standard",
-            Call::Price(pricing_input()),
-        ),
-        (Slot::Coupon, "coupon-standard", Call::Apply(apply_input())),
-        (
-            Slot::OrderRules,
-            "order-rules-standard",
-            Call::Check(order_input()),
-        ),
+    let cases = [
+        (Native::PricingStandard, Call::Price(pricing_input())),
+        (Native::CouponStandard, Call::Apply(apply_input())),
+        (Native::OrderRulesStandard, Call::Check(order_input())),
     ];
-    for (slot, name, call) in cases {
-        let policy = runner::load(&component(name)?, slot)?;
+    for (native, call) in cases {
+        let slot = native.slot();
+        let policy = runner::load(&component(native.name())?, slot)?;
+        ensure!(
+            policy.evaluate(&call)?.0 == native_call(native, &call),
+            "{}: the component and the native policy disagree",
+            native.name()
+        );
         let mut wasm = nanos()?;
         for _ in 0..args.calls / 10 {
             policy.evaluate(&call)?;
@@ -106,11 +266,11 @@ fn calls(args: &Args) -> anyhow::Result<()> {
             black_box(policy.evaluate(black_box(&call))?);
             wasm.saturating_record(elapsed_nanos(started));
         }
-        let mut native = nanos()?;
+        let mut natively = nanos()?;
         for _ in 0..args.calls {
             let started = Instant::now();
-            black_box(native_call(black_box(&call)));
-            native.saturating_record(elapsed_nanos(started));
+            black_box(native_call(native, black_box(&call)));
+            natively.saturating_record(elapsed_nanos(started));
         }
         let micros =
             |histogram: &Histogram<u64>, q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
@@ -119,9 +279,9 @@ fn calls(args: &Args) -> anyhow::Result<()> {
             format!("{slot} ({})", call.function()),
             micros(&wasm, 0.5),
             micros(&wasm, 0.99),
-            micros(&native, 0.5),
-            micros(&native, 0.99),
-            micros(&wasm, 0.5) / micros(&native, 0.5).max(0.001),
+            micros(&natively, 0.5),
+            micros(&natively, 0.99),
+            micros(&wasm, 0.5) / micros(&natively, 0.5).max(0.001),
         );
     }
     println!();
@@ -136,85 +296,10 @@ fn elapsed_nanos(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The standard policies' logic, natively: what the components compute,
-/// with the host's own types, on an input cloned as a call hands it over.
-fn native_call(call: &Call) -> usize {
-    match call.clone() {
-        Call::Price(input) => native_price(input).len(),
-        Call::Apply(input) => usize::from(native_apply(input).is_ok()),
-        Call::CanIssue(_) => 1,
-        Call::Check(input) => native_check(input).len(),
-    }
-}
-
-/// `pricing-standard`: list price, nothing off.
-fn native_price(input: PricingInput) -> Vec<LinePrice> {
-    input
-        .lines
-        .iter()
-        .map(|line| LinePrice {
-            product_id: line.product_id,
-            unit_price: line.unit_price,
-            discount: 0,
-            reason: String::new(),
-        })
-        .collect()
-}
-
-/// `coupon-standard`: the coupon's own terms.
-fn native_apply(input: ApplyInput) -> Result<i64, String> {
-    let terms = &input.coupon;
-    if input.now < terms.valid_from || input.now >= terms.valid_until {
-        return Err("NOT_VALID_NOW".into());
-    }
-    if input.subtotal < terms.min_order_amount {
-        return Err("BELOW_MIN_ORDER_AMOUNT".into());
-    }
-    let subtotal = input.subtotal.max(0);
-    let amount = match terms.kind {
-        DiscountKind::Fixed => terms.value,
-        DiscountKind::Percent => {
-            let percent = i128::from(subtotal) * i128::from(terms.value) / 100;
-            let percent = i64::try_from(percent.clamp(0, i128::from(subtotal))).unwrap_or(subtotal);
-            terms.max_amount.map_or(percent, |max| percent.min(max))
-        }
-    };
-    Ok(amount.clamp(0, subtotal))
-}
-
-/// `order-rules-standard`: 1..=1000 units a line, at most 50 lines, one line
-/// per product.
-fn native_check(input: OrderInput) -> Vec<Violation> {
-    let mut violations = Vec::new();
-    if input.lines.len() > 50 {
-        violations.push(Violation {
-            code: "TOO_MANY_LINES".into(),
-            message: format!(
-                "an order has at most 50 lines, this one has {}",
-                input.lines.len()
-            ),
-        });
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    let mut reported = std::collections::BTreeSet::new();
-    for line in &input.lines {
-        if !(1..=1000).contains(&line.quantity) {
-            violations.push(Violation {
-                code: "INVALID_QUANTITY".into(),
-                message: format!(
-                    "product {}: quantity {} is not between 1 and 1000",
-                    line.product_id, line.quantity
-                ),
-            });
-        }
-        if !seen.insert(line.product_id) && reported.insert(line.product_id) {
-            violations.push(Violation {
-                code: "DUPLICATE_PRODUCT".into(),
-                message: format!("product {} is on more than one line", line.product_id),
-            });
-        }
-    }
-    violations
+/// The call answered by the native policy of its slot, on an input cloned
+/// as a call hands it over.
+fn native_call(native: Native, call: &Call) -> Output {
+    native.answer(&call.clone())
 }
 
 fn user() -> UserFacts {
@@ -317,42 +402,13 @@ async fn shadow(args: &Args) -> anyhow::Result<()> {
         args.requests, args.requests, args.connections
     );
     let deployment = Deployment::start(1, |_| {}).await?;
-    let users = deployment.users(100).await?;
-    let products: Vec<i64> = sqlx::query_scalar(
-        "insert into products (name, category, price, stock)
-         select 'product ' || g, 'bench', 1000 + g * 100, 1000000
-           from generate_series(1, 20) g
-         returning id",
-    )
-    .fetch_all(&deployment.db)
-    .await?;
-    // Carts of one to three lines; every fourth has a line of ten units, so
-    // the candidate diverges on a share of them.
-    let cart = move |n: usize| {
-        let lines = 1 + n % 3;
-        let items: Vec<String> = (0..lines)
-            .map(|line| {
-                let product = products[(n + line * 7) % products.len()];
-                let quantity = if n.is_multiple_of(4) && line == 0 {
-                    10
-                } else {
-                    1 + line
-                };
-                format!(r#"{{"product_id":{product},"quantity":{quantity}}}"#)
-            })
-            .collect();
-        format!(
-            r#"{{"user_id":{},"items":[{}]}}"#,
-            users[n % users.len()],
-            items.join(",")
-        )
-    };
+    let cart = stock(&deployment, 20, 100).await?;
     let target = deployment.addresses[0];
     let quote = {
         let cart = cart.clone();
-        move |n: usize| load::Call::post("/api/v1/quotes", cart(n))
+        move |n: usize| load::Call::post("/api/v1/quotes", cart.body(n))
     };
-    let order = move |n: usize| load::Call::post("/api/v1/orders", cart(n));
+    let order = cart.order();
     let warm_up = Shape {
         requests: args.requests / 5,
         ..shape

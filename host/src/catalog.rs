@@ -1,6 +1,12 @@
 //! The product catalogue: filtered, sorted pages; detail; admin create and patch.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -126,15 +132,46 @@ fn like_pattern(text: &str) -> String {
 
 /// Recently read pages and counted totals. The catalogue is read far more
 /// than it changes, and counting a large catalogue costs more than reading a
-/// page, so a page may be up to [`PAGE_TTL`] old and a total up to
-/// [`TOTAL_TTL`] old; this instance's own catalogue writes clear both at once.
+/// page, so pages and totals are kept a short while; this instance's own
+/// catalogue writes clear both at once.
+///
+/// A page is refreshed ahead: once it is [`PAGE_FRESH`] old, the next
+/// request that reads it starts one read of the database in the background
+/// and is served the kept page meanwhile. A page is never served older than
+/// [`PAGE_MAX_AGE`]: one nobody asked for that long is read while its
+/// request waits. So a page that is read often is never waited for, and is
+/// read from the database about once per [`PAGE_FRESH`] per instance.
 #[derive(Clone)]
 pub struct ReadCache {
-    pages: moka::future::Cache<(Filter, u32, u32), Arc<Page<Product>>>,
+    pages: moka::future::Cache<PageKey, Arc<Kept>>,
     totals: moka::future::Cache<Filter, i64>,
+    /// Advanced by every [`ReadCache::clear`], so that a refresh that read
+    /// before a write does not keep what it read.
+    generation: Arc<AtomicU64>,
 }
 
-pub const PAGE_TTL: Duration = Duration::from_secs(1);
+type PageKey = (Filter, u32, u32);
+
+/// A page and when it was read.
+struct Kept {
+    page: Arc<Page<Product>>,
+    read_at: Instant,
+    /// Whether a refresh of this page has started.
+    refreshing: AtomicBool,
+}
+
+impl Kept {
+    fn new(page: Page<Product>) -> Arc<Self> {
+        Arc::new(Self {
+            page: Arc::new(page),
+            read_at: Instant::now(),
+            refreshing: AtomicBool::new(false),
+        })
+    }
+}
+
+pub const PAGE_FRESH: Duration = Duration::from_secs(1);
+pub const PAGE_MAX_AGE: Duration = Duration::from_secs(3);
 pub const TOTAL_TTL: Duration = Duration::from_secs(2);
 
 impl Default for ReadCache {
@@ -142,12 +179,13 @@ impl Default for ReadCache {
         Self {
             pages: moka::future::Cache::builder()
                 .max_capacity(20_000)
-                .time_to_live(PAGE_TTL)
+                .time_to_live(PAGE_MAX_AGE)
                 .build(),
             totals: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(TOTAL_TTL)
                 .build(),
+            generation: Arc::default(),
         }
     }
 }
@@ -162,6 +200,7 @@ fn shared_error(err: Arc<ApiError>) -> ApiError {
 impl ReadCache {
     /// Forgets every page and total, after a write that may change them.
     pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.pages.invalidate_all();
         self.totals.invalidate_all();
     }
@@ -175,12 +214,39 @@ impl ReadCache {
         page: PageRequest,
     ) -> ApiResult<Arc<Page<Product>>> {
         let key = (filter.clone(), page.page, page.size);
-        self.pages
-            .try_get_with(key, async {
-                list(db, self, filter, page).await.map(Arc::new)
+        let kept = self
+            .pages
+            .try_get_with(key.clone(), async {
+                list(db, self, filter, page).await.map(Kept::new)
             })
             .await
-            .map_err(shared_error)
+            .map_err(shared_error)?;
+        if kept.read_at.elapsed() >= PAGE_FRESH && !kept.refreshing.swap(true, Ordering::AcqRel) {
+            self.refresh(db.clone(), key);
+        }
+        Ok(kept.page.clone())
+    }
+
+    /// Reads the page again in the background and keeps it, unless the
+    /// catalogue was written meanwhile. A failed refresh keeps the old page
+    /// until it is too old to serve.
+    fn refresh(&self, db: PgPool, key: PageKey) {
+        let cache = self.clone();
+        let generation = self.generation.load(Ordering::SeqCst);
+        tokio::spawn(async move {
+            let (filter, page, size) = &key;
+            let request = PageRequest {
+                page: *page,
+                size: *size,
+            };
+            match list(&db, &cache, filter, request).await {
+                Ok(read) if cache.generation.load(Ordering::SeqCst) == generation => {
+                    cache.pages.insert(key, Kept::new(read)).await;
+                }
+                Ok(_) => {}
+                Err(err) => tracing::debug!(%err, "a catalogue page could not be refreshed"),
+            }
+        });
     }
 
     async fn count(&self, db: &PgPool, filter: &Filter) -> ApiResult<i64> {

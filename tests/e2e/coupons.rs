@@ -469,41 +469,149 @@ async fn without_redis_postgresql_issues_exactly_k_and_redis_is_used_again_once_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The first coupon's state comes back, rebuilt from PostgreSQL, as soon
-    // as a request finds Redis answering again: no restart.
+    // A coupon's state comes back, rebuilt from PostgreSQL, as soon as a
+    // request finds Redis answering again: no restart. (The first coupon is
+    // sold out for good and needs no state any more; a second one does.)
+    let second = app.create_coupon(&open_coupon("after", 50)).await;
     let redis = redis_at(&private.url(), &deployment.redis_prefix).await;
     let mut conn = redis.conn.clone();
-    let remaining_key = coupon_key(&redis, first.id, "remaining");
+    let remaining_key = coupon_key(&redis, second.id, "remaining");
     let mut late_comers = users[400..].iter().copied();
+    let mut issued = 0;
     let started = Instant::now();
-    loop {
+    let remaining = loop {
         let user_id = late_comers.next().expect("enough users");
         let (status, body) = deployment
             .instance(user_id as usize)
-            .issue(first.id, user_id)
+            .issue(second.id, user_id)
             .await;
-        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        issued += 1;
         let remaining: Option<i64> = redis::cmd("GET")
             .arg(&remaining_key)
             .query_async(&mut conn)
             .await
             .expect("Redis answers");
         if let Some(remaining) = remaining {
-            assert_eq!(remaining, 0, "the rebuilt state knows the coupon is gone");
-            break;
+            break remaining;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "issuance does not return to Redis"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    assert_eq!(
+        remaining,
+        50 - issued,
+        "the rebuilt state counts every issue"
+    );
     let holders: i64 = redis::cmd("SCARD")
-        .arg(coupon_key(&redis, first.id, "holders"))
+        .arg(coupon_key(&redis, second.id, "holders"))
         .query_async(&mut conn)
         .await
         .expect("Redis answers");
-    assert_eq!(holders, 51, "the 50 holders and the sentinel");
+    assert_eq!(holders, issued + 1, "the holders and the sentinel");
+}
+
+/// Once PostgreSQL counts a coupon sold out, its requests are answered
+/// without the user's facts or the coupon policy: a holder is still told
+/// `COUPON_ALREADY_ISSUED` (from Redis, or PostgreSQL when Redis has lost the
+/// state), anyone else `COUPON_SOLD_OUT`, and the policy is not called.
+async fn a_sold_out_coupon_answers_without_the_policy(strategy: IssueStrategy) {
+    let deployment = Deployment::start_with(2, |settings| {
+        settings.coupon_issue_strategy = strategy;
+    })
+    .await;
+    let (a, b) = (deployment.instance(0), deployment.instance(1));
+    let coupon = a.create_coupon(&open_coupon("two", 2)).await;
+    let users = users(&deployment.db, 3).await;
+    let (kim, lee, park) = (users[0], users[1], users[2]);
+    assert_eq!(a.issue(coupon.id, kim).await.0, StatusCode::CREATED);
+    assert_eq!(b.issue(coupon.id, lee).await.0, StatusCode::CREATED);
+    for app in [a, b] {
+        expect_problem(
+            app.issue_request(coupon.id, park),
+            StatusCode::CONFLICT,
+            "COUPON_SOLD_OUT",
+        )
+        .await;
+    }
+
+    let asked = [can_issue_calls(a).await, can_issue_calls(b).await];
+    assert!(
+        asked[0] + asked[1] >= 3,
+        "kim, lee and park were checked: {asked:?}"
+    );
+
+    let redis = redis_at(&redis_url(), &deployment.redis_prefix).await;
+    for forgotten in [false, true] {
+        if forgotten {
+            forget_coupon(&redis, coupon.id).await;
+        }
+        for app in [a, b] {
+            for holder in [kim, lee] {
+                expect_problem(
+                    app.issue_request(coupon.id, holder),
+                    StatusCode::CONFLICT,
+                    "COUPON_ALREADY_ISSUED",
+                )
+                .await;
+            }
+            // A coupon-wide answer comes first: sold out for anyone, a user
+            // that does not exist included.
+            for other in [park, 999_999] {
+                expect_problem(
+                    app.issue_request(coupon.id, other),
+                    StatusCode::CONFLICT,
+                    "COUPON_SOLD_OUT",
+                )
+                .await;
+            }
+        }
+    }
+    expect_problem(
+        a.issue_request(999_999, park),
+        StatusCode::NOT_FOUND,
+        "COUPON_NOT_FOUND",
+    )
+    .await;
+    let coupon = a.coupon(coupon.id).await;
+    assert_eq!((coupon.issued_quantity, coupon.remaining), (2, 0));
+    assert_eq!(a.user_coupons(park, "").await.total, 0);
+    assert_eq!(
+        [can_issue_calls(a).await, can_issue_calls(b).await],
+        asked,
+        "the coupon policy was asked about a sold-out coupon"
+    );
+}
+
+/// How many `can-issue` calls the instance's coupon policy has answered.
+async fn can_issue_calls(app: &Instance) -> u64 {
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|line| {
+            line.starts_with("policy_calls_total{") && line.contains(r#"function="can_issue""#)
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sold_out_coupon_answers_holders_and_others_without_the_policy() {
+    a_sold_out_coupon_answers_without_the_policy(IssueStrategy::Reserve).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sold_out_coupon_answers_without_the_policy_with_the_lock_strategy_too() {
+    a_sold_out_coupon_answers_without_the_policy(IssueStrategy::Lock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,8 @@ fn every_component_imports_the_host_of_its_own_version_only() {
         let version = policy.info.contract.clone();
         let imports: Vec<String> = policy
             .component
+            .as_ref()
+            .expect("a component")
             .component_type()
             .imports(engine)
             .map(|(import, _)| import.to_owned())

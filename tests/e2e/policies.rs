@@ -452,3 +452,93 @@ async fn a_bad_manifest_stops_start_up_naming_the_file_and_slot() {
     drop_database(&settings.database_url).await;
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// The `native` environment serves the standard policies compiled into the
+/// server: the same numbers as their components, recorded as `@native`.
+/// A native policy comes only from a manifest; an upload must be a component.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_native_environment_prices_as_the_standard_components_do() {
+    let components = Deployment::start().await;
+    let native = Deployment::start_with(1, |settings| {
+        settings.environment = "native".to_owned();
+    })
+    .await;
+    let mut answers = Vec::new();
+    for deployment in [&components, &native] {
+        let app = deployment.app();
+        let (user, pen) = shop(app).await;
+        let coupon = app
+            .create_coupon(&json!({
+                "name": "ten percent",
+                "discount": { "kind": "percent", "value": 10, "max_amount": 500 },
+                "total_quantity": 5,
+                "min_order_amount": 0,
+                "valid_from": "2020-01-01T00:00:00Z",
+                "valid_until": "2100-01-01T00:00:00Z",
+            }))
+            .await;
+        let issued: Value =
+            expect(app.issue_request(coupon.id, user.id), StatusCode::CREATED).await;
+        let order: Value = expect(
+            app.post("/api/v1/orders").json(&json!({
+                "user_id": user.id,
+                "items": [{ "product_id": pen.id, "quantity": 7 }],
+                "user_coupon_id": issued["user_coupon_id"],
+            })),
+            StatusCode::CREATED,
+        )
+        .await;
+        let rejected = expect_problem(
+            quote_request(app, &user, &pen, 1_001),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ORDER_REJECTED",
+        )
+        .await;
+        answers.push((order, rejected["violations"].clone()));
+    }
+    let [
+        (by_components, refused_by_components),
+        (by_native, refused_by_native),
+    ] = &answers[..]
+    else {
+        unreachable!("two deployments")
+    };
+    for field in ["subtotal", "discount", "total"] {
+        assert_eq!(by_components[field], by_native[field], "{field}");
+    }
+    assert_eq!(
+        (
+            by_native["subtotal"].as_i64(),
+            by_native["discount"].as_i64()
+        ),
+        (Some(7_000), Some(500))
+    );
+    assert_eq!(refused_by_components, refused_by_native);
+    assert_eq!(
+        by_native["policies"],
+        json!({
+            "pricing": "pricing-standard@native",
+            "coupon": "coupon-standard@native",
+            "order_rules": "order-rules-standard@native",
+        })
+    );
+    let app = native.app();
+    assert_eq!(
+        active(app, "pricing").await["source"],
+        "manifest:native.toml"
+    );
+    let problem = expect_problem(
+        app.admin(Method::PUT, "/api/v1/admin/policies/pricing")
+            .body("native:pricing-standard"),
+        StatusCode::BAD_REQUEST,
+        "INVALID_COMPONENT",
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("manifest"),
+        "{problem}"
+    );
+}

@@ -12,6 +12,18 @@
 //!   out, and for a second after that (see [`super::circuit`]).
 //!
 //! A 201 always means the row is committed.
+//!
+//! # Sold out is for good
+//! Rows are never deleted and `issued_quantity` never goes down, so a coupon
+//! PostgreSQL has seen sold out stays sold out. Each process remembers such
+//! coupons ([`Issuance::sold_out`]) and answers their requests without the
+//! user's facts or the policy: `COUPON_NOT_ACTIVE` outside the validity
+//! window, `COUPON_ALREADY_ISSUED` to a holder (one Redis look, or one
+//! indexed read), `COUPON_SOLD_OUT` to anyone else, an unknown user included.
+//! Most of a burst comes after the last one is gone, and this is the answer
+//! it gets.
+
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 
@@ -27,10 +39,16 @@ use crate::{
     state::AppState,
 };
 
+/// Sold-out coupons remembered per process; one forgotten is read again.
+const SOLD_OUT_KEPT: u64 = 10_000;
+const SOLD_OUT_IDLE: Duration = Duration::from_secs(10 * 60);
+
 /// What issuance keeps between the requests of one process.
 pub struct Issuance {
     circuit: Circuit,
     turns: lock::Turns,
+    /// Coupons PostgreSQL counted as sold out, with their terms.
+    sold_out: moka::future::Cache<i64, Arc<Coupon>>,
 }
 
 impl Issuance {
@@ -38,6 +56,10 @@ impl Issuance {
         Self {
             circuit: Circuit::new(),
             turns: lock::Turns::new(),
+            sold_out: moka::future::Cache::builder()
+                .max_capacity(SOLD_OUT_KEPT)
+                .time_to_idle(SOLD_OUT_IDLE)
+                .build(),
         }
     }
 }
@@ -64,11 +86,26 @@ async fn issue_to_the_end(
     coupon_id: i64,
     user_id: i64,
 ) -> ApiResult<IssuedCoupon> {
-    let (coupon, user) = read(state, coupon_id, user_id).await?;
-    let strategy = state.settings.coupon_issue_strategy;
-    let (path, outcome) = match check(state, &coupon, user_id, user).await {
-        Ok(()) => take(state, strategy, coupon_id, user_id).await,
-        Err(refused) => (strategy.as_str(), Err(refused)),
+    let (path, outcome) = match state.coupons.sold_out.get(&coupon_id).await {
+        Some(coupon) => after_sold_out(state, &coupon, user_id).await,
+        None => {
+            let (coupon, user) = read(state, coupon_id, user_id).await?;
+            if coupon.remaining <= 0 {
+                let coupon = Arc::new(coupon);
+                state
+                    .coupons
+                    .sold_out
+                    .insert(coupon_id, coupon.clone())
+                    .await;
+                after_sold_out(state, &coupon, user_id).await
+            } else {
+                let strategy = state.settings.coupon_issue_strategy;
+                match check(state, &coupon, user_id, user).await {
+                    Ok(()) => take(state, strategy, coupon_id, user_id).await,
+                    Err(refused) => (strategy.as_str(), Err(refused)),
+                }
+            }
+        }
     };
     count(coupon_id, path, &outcome);
     outcome
@@ -121,14 +158,7 @@ async fn check(
     user: Option<UserFacts>,
 ) -> ApiResult<()> {
     let now = Utc::now();
-    if !coupon.is_active_at(now) {
-        return Err(ApiError::CouponNotActive(format!(
-            "coupon {} is valid from {} until {}",
-            coupon.id,
-            coupon.valid_from.to_rfc3339(),
-            coupon.valid_until.to_rfc3339()
-        )));
-    }
+    active(coupon, now)?;
     let input = IssueInput {
         user: user.ok_or(ApiError::UserNotFound(user_id))?,
         coupon: coupon.terms(),
@@ -140,6 +170,66 @@ async fn check(
         .await
         .map_err(ApiError::Internal)??;
     decision.map_err(ApiError::CouponNotEligible)
+}
+
+fn active(coupon: &Coupon, now: DateTime<Utc>) -> ApiResult<()> {
+    if coupon.is_active_at(now) {
+        return Ok(());
+    }
+    Err(ApiError::CouponNotActive(format!(
+        "coupon {} is valid from {} until {}",
+        coupon.id,
+        coupon.valid_from.to_rfc3339(),
+        coupon.valid_until.to_rfc3339()
+    )))
+}
+
+/// The answer for a coupon that is sold out for good: not active, already
+/// issued to this user, or sold out. Whether the user holds one is asked of
+/// the `reserve` state when Redis allows, else of PostgreSQL; returns the
+/// path that answered.
+async fn after_sold_out(
+    state: &AppState,
+    coupon: &Coupon,
+    user_id: i64,
+) -> (&'static str, ApiResult<IssuedCoupon>) {
+    let strategy = state.settings.coupon_issue_strategy;
+    if let Err(refused) = active(coupon, Utc::now()) {
+        return (strategy.as_str(), Err(refused));
+    }
+    let issuance = &state.coupons;
+    let mut holds = None;
+    if strategy == IssueStrategy::Reserve && issuance.circuit.allows() {
+        match reserve::holds(&state.redis, coupon.id, user_id).await {
+            Ok(known) => {
+                issuance.circuit.succeeded();
+                holds = known;
+            }
+            Err(Failure::Redis(why)) => issuance.circuit.failed(why),
+            Err(Failure::Answer(answer)) => return (strategy.as_str(), Err(answer)),
+        }
+    }
+    let (path, holds) = match holds {
+        Some(holds) => (strategy.as_str(), holds),
+        None => match holds_in_database(state, coupon.id, user_id).await {
+            Ok(holds) => ("database", holds),
+            Err(err) => return ("database", Err(err)),
+        },
+    };
+    let answer = if holds {
+        ApiError::CouponAlreadyIssued {
+            coupon_id: coupon.id,
+            user_id,
+        }
+    } else {
+        ApiError::CouponSoldOut(coupon.id)
+    };
+    (path, Err(answer))
+}
+
+async fn holds_in_database(state: &AppState, coupon_id: i64, user_id: i64) -> ApiResult<bool> {
+    let mut conn = state.db.acquire().await?;
+    super::holds(&mut conn, coupon_id, user_id).await
 }
 
 /// Takes one for the user along the path Redis allows; returns the path's
@@ -179,8 +269,9 @@ async fn take(
 }
 
 /// `coupon_issue_total{coupon, strategy, outcome}`. `strategy` is the path
-/// that decided: `reserve` or `lock` as configured, or `database` while Redis
-/// was unavailable.
+/// that decided: `reserve` or `lock` as configured, or `database` when
+/// PostgreSQL alone did (Redis unavailable, or a sold-out coupon's holder
+/// looked up there).
 fn count(coupon_id: i64, strategy: &'static str, outcome: &ApiResult<IssuedCoupon>) {
     let outcome = match outcome {
         Ok(_) => "issued",

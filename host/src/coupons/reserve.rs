@@ -211,6 +211,32 @@ async fn reserve(redis: &Redis, keys: &StateKeys, user_id: i64) -> Result<Reserv
     }
 }
 
+/// Whether the user holds the coupon as this state knows it; `None` when
+/// the state is missing.
+pub(super) async fn holds(
+    redis: &Redis,
+    coupon_id: i64,
+    user_id: i64,
+) -> Result<Option<bool>, Failure> {
+    let keys = StateKeys::of(redis, coupon_id);
+    let mut conn = redis.conn.clone();
+    let members: Vec<bool> = within(
+        redis::cmd("SMISMEMBER")
+            .arg(&keys.holders)
+            .arg(user_id)
+            .arg(SENTINEL)
+            .query_async(&mut conn),
+    )
+    .await?;
+    match members[..] {
+        [holder, state] => Ok(state.then_some(holder)),
+        _ => Err(Failure::Redis(format!(
+            "SMISMEMBER answered {} members for 2",
+            members.len()
+        ))),
+    }
+}
+
 /// Whether a reservation was given back.
 async fn give_back(redis: &Redis, keys: &StateKeys, user_id: i64) -> Result<bool, Failure> {
     let mut conn = redis.conn.clone();

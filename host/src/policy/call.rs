@@ -81,6 +81,31 @@ impl Call {
         };
         decoded.map_err(|err| format!("{function} input: {err}"))
     }
+
+    /// The call `function` with `input` as a case file writes it, which
+    /// [`Call::from_json`] does not read as is: the config may be an object,
+    /// an enum may be written in lower case (`"fixed"`), and an input of
+    /// contract 1.0.0 has no `lifetime_spend` (taken as 0).
+    pub fn from_case(function: &str, mut input: Value) -> Result<Self, String> {
+        if let Some(Value::Object(config)) = input.get("config") {
+            let pairs = config
+                .iter()
+                .map(|(key, value)| json!([key, value]))
+                .collect();
+            input["config"] = Value::Array(pairs);
+        }
+        if let Some(Value::String(kind)) = input.pointer_mut("/coupon/kind") {
+            let mut chars = kind.chars();
+            *kind = chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
+        }
+        if let Some(Value::Object(user)) = input.get_mut("user") {
+            user.entry("lifetime_spend").or_insert(json!(0));
+        }
+        Self::from_json(function, input)
+    }
 }
 
 impl Output {

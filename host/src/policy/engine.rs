@@ -171,6 +171,15 @@ impl CallReport {
             logs: store.data().logs.clone(),
         }
     }
+
+    /// A native policy's call: no fuel, no log lines.
+    pub fn native(started: Instant) -> Self {
+        Self {
+            fuel: 0,
+            elapsed: started.elapsed(),
+            logs: Vec::new(),
+        }
+    }
 }
 
 /// Names why a call failed: the budget it exhausted, or the trap.

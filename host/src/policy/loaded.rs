@@ -1,4 +1,5 @@
-//! One loaded version of a policy: compiled once, instantiated per call.
+//! One loaded version of a policy: compiled once, instantiated per call (or
+//! a native policy, called directly).
 
 use std::{sync::Arc, time::Instant};
 
@@ -14,8 +15,34 @@ use super::{
     },
     call::{Call, Output},
     engine::{self, CallReport, PolicyEngine},
+    native::Native,
     shadow::ShadowSlot,
 };
+
+/// What a policy's bytes became: a compiled component, or the native policy
+/// they name.
+#[derive(Clone)]
+pub enum Compiled {
+    Component(Component),
+    Native(Native),
+}
+
+impl Compiled {
+    /// Compiles `bytes`, or finds the native policy they name (not yet
+    /// checked against any slot).
+    pub fn new(bytes: &[u8]) -> Result<Self, PolicyError> {
+        match Native::named(bytes) {
+            Some(native) => native.map(Compiled::Native),
+            None => PolicyEngine::get().compile(bytes).map(Compiled::Component),
+        }
+    }
+}
+
+/// How a loaded version answers.
+enum Implementation {
+    Component(Prepared),
+    Native(Native),
+}
 
 /// What an operator sees of a loaded version.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -38,8 +65,9 @@ pub struct LoadedPolicy {
     pub config: Vec<(String, String)>,
     /// Row id of this activation in `policy_versions`.
     pub activation: i64,
-    pub component: Component,
-    prepared: Prepared,
+    /// The component, `None` for a native policy.
+    pub component: Option<Component>,
+    implementation: Implementation,
     /// The slot's shadow, offered every call this version serves; none for
     /// a version loaded outside a deployment (the runner, a candidate).
     shadow: Option<Arc<ShadowSlot>>,
@@ -51,7 +79,7 @@ impl LoadedPolicy {
     /// pre-links it. `info.contract` is filled in.
     pub fn prepare(
         slot: Slot,
-        component: Component,
+        component: Compiled,
         info: PolicyInfo,
         config: Vec<(String, String)>,
         activation: i64,
@@ -62,22 +90,38 @@ impl LoadedPolicy {
     /// As [`LoadedPolicy::prepare`], for a version that serves `shadow`'s slot.
     pub(crate) fn prepare_in(
         slot: Slot,
-        component: Component,
-        mut info: PolicyInfo,
+        compiled: Compiled,
+        info: PolicyInfo,
         config: Vec<(String, String)>,
         activation: i64,
         shadow: Option<Arc<ShadowSlot>>,
     ) -> Result<Arc<Self>, PolicyError> {
-        let prepared = prepare(slot, &component)?;
-        info.contract = prepared.contract().version().to_owned();
-        Ok(Arc::new(Self {
+        let (component, implementation) = match compiled {
+            Compiled::Component(component) => {
+                let prepared = prepare(slot, &component)?;
+                (Some(component), Implementation::Component(prepared))
+            }
+            Compiled::Native(native) if native.slot() == slot => {
+                (None, Implementation::Native(native))
+            }
+            Compiled::Native(native) => {
+                return Err(PolicyError::InvalidComponent(format!(
+                    "the native policy {} fills the {} slot, not {slot}",
+                    native.name(),
+                    native.slot()
+                )));
+            }
+        };
+        let mut policy = Self {
             info,
             config,
             activation,
             component,
-            prepared,
+            implementation,
             shadow,
-        }))
+        };
+        policy.info.contract = policy.contract().version().to_owned();
+        Ok(Arc::new(policy))
     }
 
     /// `name@version`, as orders record it.
@@ -85,9 +129,21 @@ impl LoadedPolicy {
         format!("{}@{}", self.info.name, self.info.version)
     }
 
-    /// The contract version the component was built against.
+    /// The contract version the component was built against; a native
+    /// policy works in the host's own types, the newest.
     pub fn contract(&self) -> Contract {
-        self.prepared.contract()
+        match &self.implementation {
+            Implementation::Component(prepared) => prepared.contract(),
+            Implementation::Native(_) => Contract::LATEST,
+        }
+    }
+
+    /// The native policy this version is, if it is one.
+    pub fn native(&self) -> Option<Native> {
+        match self.implementation {
+            Implementation::Native(native) => Some(native),
+            Implementation::Component(_) => None,
+        }
     }
 
     /// Runs `call` exactly as given (its config included) in a fresh store,
@@ -98,10 +154,19 @@ impl LoadedPolicy {
             return Err(self.wrong_slot(call.slot()));
         }
         let label = self.label();
-        let mut store = PolicyEngine::get().store(&label);
-        let started = Instant::now();
-        let result = self.prepared.call(&mut store, call);
-        let report = CallReport::of(&store, started);
+        let (result, report) = match &self.implementation {
+            Implementation::Component(prepared) => {
+                let mut store = PolicyEngine::get().store(&label);
+                let started = Instant::now();
+                let result = prepared.call(&mut store, call);
+                (result, CallReport::of(&store, started))
+            }
+            Implementation::Native(native) => {
+                let started = Instant::now();
+                let output = native.answer(call);
+                (Ok(output), CallReport::native(started))
+            }
+        };
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         let labels = [
             ("slot", self.info.slot.as_str().to_owned()),

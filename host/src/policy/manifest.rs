@@ -9,8 +9,11 @@
 //! [slots.coupon]
 //! component = "../custom/coupon.wasm" # a path, relative to this file
 //! [slots.order_rules]
-//! component = "order-rules-standard"
+//! component = "native:order-rules-standard" # compiled into the server
 //! ```
+//!
+//! `native:` names one of the standard policies built into the server (see
+//! [`super::native`]), for measuring what WebAssembly costs.
 
 use std::{
     collections::BTreeMap,
@@ -20,7 +23,7 @@ use std::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Slot, metadata};
+use super::{Slot, metadata, native::Native};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +49,8 @@ pub struct Manifest {
 #[derive(Debug, Clone)]
 pub struct ManifestSlot {
     pub slot: Slot,
-    pub component: PathBuf,
+    /// The component's file; `None` for a native policy.
+    pub component: Option<PathBuf>,
     pub bytes: Vec<u8>,
     pub sha256: [u8; 32],
     pub name: String,
@@ -95,6 +99,20 @@ pub fn load(
             .slots
             .get(slot.as_str())
             .ok_or_else(|| format!("{at}: slot {slot}: missing; every slot needs a component"))?;
+        if let Some(native) = Native::named(entry.component.as_bytes()) {
+            let native = native.map_err(|err| format!("{at}: slot {slot}: {err}"))?;
+            let bytes = native.bytes();
+            slots.push(ManifestSlot {
+                slot,
+                component: None,
+                sha256: Sha256::digest(&bytes).into(),
+                bytes,
+                name: native.name().to_owned(),
+                version: "native".to_owned(),
+                config: entry.config.clone().into_iter().collect(),
+            });
+            continue;
+        }
         let component = if entry.component.ends_with(".wasm") {
             path.parent()
                 .unwrap_or(Path::new("."))
@@ -118,7 +136,7 @@ pub fn load(
         slots.push(ManifestSlot {
             slot,
             sha256: Sha256::digest(&bytes).into(),
-            component,
+            component: Some(component),
             bytes,
             name,
             version,

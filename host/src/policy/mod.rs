@@ -11,6 +11,7 @@ pub mod engine;
 pub mod loaded;
 pub mod manifest;
 pub mod metadata;
+pub mod native;
 pub mod recorded;
 pub mod registry;
 pub mod replay;

@@ -15,8 +15,9 @@ use wasmtime::component::{Type, Val};
 use super::{
     LoadedPolicy, PolicyError, Slot,
     bindings::Contract,
+    call::Call,
     engine::{self, CallReport, PolicyEngine},
-    loaded::PolicyInfo,
+    loaded::{Compiled, PolicyInfo},
 };
 
 /// A case file: `plugins/<name>/cases/<case>.json`.
@@ -63,7 +64,7 @@ pub fn check(bytes: &[u8], slot: Slot) -> Result<(), PolicyError> {
 /// Compiles `bytes` and loads them as a version of `slot`, outside any
 /// deployment: no configuration, no shadow.
 pub fn load(bytes: &[u8], slot: Slot) -> Result<std::sync::Arc<LoadedPolicy>, PolicyError> {
-    let component = PolicyEngine::get().compile(bytes)?;
+    let component = Compiled::new(bytes)?;
     let (name, version) =
         super::metadata::read(bytes).unwrap_or_else(|| ("unnamed".to_owned(), "0.0.0".to_owned()));
     let info = PolicyInfo {
@@ -93,6 +94,17 @@ pub fn run(
             functions(slot)
         )));
     }
+    let Some(component) = &policy.component else {
+        // A native policy takes the host's types: the input as they read it.
+        let call = Call::from_case(function, input.clone())
+            .map_err(|err| PolicyError::InvalidComponent(format!("input: {err}")))?;
+        let (output, report) = policy.evaluate(&call)?;
+        return Ok(RunOutput {
+            output: output.to_json(),
+            report,
+            contract,
+        });
+    };
     let engine = PolicyEngine::get();
     let mut store = engine.store("runner");
     let unavailable = |reason: String| PolicyError::Unavailable {
@@ -103,7 +115,7 @@ pub fn run(
     let started = Instant::now();
     let instance = engine
         .linker
-        .instantiate(&mut store, &policy.component)
+        .instantiate(&mut store, component)
         .map_err(|err| unavailable(engine::describe_failure(&err)))?;
     let export = contract.export(slot);
     let missing = || PolicyError::InvalidComponent(format!("{export} does not export {function}"));

@@ -19,14 +19,13 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, postgres::PgListener, types::Json};
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::Component;
 
 use super::{
     LoadedPolicy, PolicyError, Registry, Slot,
-    engine::PolicyEngine,
-    loaded::PolicyInfo,
+    loaded::{Compiled, PolicyInfo},
     manifest::{self, Manifest},
     metadata,
+    native::Native,
     registry::SlotState,
     shadow::Shadows,
 };
@@ -47,7 +46,7 @@ const SHADOW_FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub struct PolicyService {
     pub(super) db: PgPool,
     pub registry: Registry,
-    compiled: Mutex<HashMap<[u8; 32], Component>>,
+    compiled: Mutex<HashMap<[u8; 32], Compiled>>,
     /// Serializes installs, so an older read never replaces a newer one.
     pub(super) sync_lock: tokio::sync::Mutex<()>,
     pub(super) shadows: Shadows,
@@ -276,6 +275,11 @@ impl PolicyService {
         sha256: &[u8; 32],
         bytes: Vec<u8>,
     ) -> Result<(), PolicyError> {
+        if Native::named(&bytes).is_some() {
+            return Err(PolicyError::InvalidComponent(
+                "an upload is a component; a native policy is chosen in a manifest".to_owned(),
+            ));
+        }
         let component = check(slot, bytes).await?;
         lock(&self.compiled).insert(*sha256, component);
         Ok(())
@@ -283,7 +287,7 @@ impl PolicyService {
 
     /// The compiled component with this digest, from PostgreSQL if this
     /// instance has not compiled it yet.
-    pub(super) async fn component(&self, slot: Slot, sha256: &[u8]) -> anyhow::Result<Component> {
+    pub(super) async fn component(&self, slot: Slot, sha256: &[u8]) -> anyhow::Result<Compiled> {
         let mut conn = self.db.acquire().await?;
         component(&mut conn, &self.compiled, slot, sha256).await
     }
@@ -367,9 +371,9 @@ fn read_manifest(settings: &Settings) -> anyhow::Result<Manifest> {
 
 /// Compiles `bytes` and checks them against the slot's world, off the
 /// async workers (compiling takes tens of milliseconds).
-async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Component, PolicyError> {
+async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Compiled, PolicyError> {
     tokio::task::spawn_blocking(move || {
-        let component = PolicyEngine::get().compile(&bytes)?;
+        let component = Compiled::new(&bytes)?;
         let info = PolicyInfo {
             slot,
             name: String::new(),
@@ -389,7 +393,7 @@ async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Component, PolicyError> {
 /// Loads slot states from PostgreSQL, compiling what is not compiled yet.
 struct Loader<'a> {
     db: &'a PgPool,
-    compiled: &'a Mutex<HashMap<[u8; 32], Component>>,
+    compiled: &'a Mutex<HashMap<[u8; 32], Compiled>>,
     shadows: &'a Shadows,
 }
 
@@ -450,10 +454,10 @@ impl Loader<'_> {
 /// instance, or read from `policy_components` and compiled now.
 async fn component(
     conn: &mut PgConnection,
-    compiled: &Mutex<HashMap<[u8; 32], Component>>,
+    compiled: &Mutex<HashMap<[u8; 32], Compiled>>,
     slot: Slot,
     sha256: &[u8],
-) -> anyhow::Result<Component> {
+) -> anyhow::Result<Compiled> {
     let key: [u8; 32] = sha256.try_into()?;
     if let Some(component) = lock(compiled).get(&key).cloned() {
         return Ok(component);

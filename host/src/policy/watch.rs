@@ -136,7 +136,13 @@ fn policy_files(settings: &Settings) -> Vec<PathBuf> {
         &settings.component_dir,
         &settings.environment,
     ) {
-        Ok(loaded) => files.extend(loaded.slots.iter().map(|slot| absolute(&slot.component))),
+        Ok(loaded) => files.extend(
+            loaded
+                .slots
+                .iter()
+                .filter_map(|slot| slot.component.as_deref())
+                .map(absolute),
+        ),
         Err(err) => tracing::debug!(%err, "the manifest names no components to follow"),
     }
     files
