@@ -27,6 +27,8 @@ pub const MEMORY_PER_CALL: usize = 32 << 20;
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// ...and a call is interrupted after this many ticks (50 ms).
 const DEADLINE_TICKS: u64 = 10;
+/// Pooled memories returned to the kernel in one batch.
+const DECOMMIT_BATCH: usize = 16;
 /// Log lines kept per call, and their length, so a chatty policy cannot
 /// flood the log or the host's memory.
 const MAX_LOG_LINES: usize = 32;
@@ -148,7 +150,8 @@ fn config(pooling: bool) -> Config {
             .total_core_instances(2048)
             .total_memories(1024)
             .total_tables(1024)
-            .max_memory_size(MEMORY_PER_CALL);
+            .max_memory_size(MEMORY_PER_CALL)
+            .decommit_batch_size(DECOMMIT_BATCH);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         config.memory_reservation(MEMORY_PER_CALL as u64);
     }
