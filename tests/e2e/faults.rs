@@ -579,7 +579,9 @@ async fn faults_redis_restarted_mid_coupon_burst_keeps_the_count_exact_and_the_f
     }
     let rows = assert_coupon_exact(&db, coupon, 100, &confirmed).await;
     assert_eq!(rows, 100, "the coupon was not sold out");
-    // The fast path returns by itself: a later request rebuilds the state in Redis.
+    // The fast path returns by itself: once the circuit lets Redis be tried
+    // again, an issue rebuilds its coupon's state there. (The sold-out coupon
+    // is answered without it from now on, so a second coupon shows it.)
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (status, body) = send(
         a.post(&format!("/api/v1/coupons/{coupon}/issue"))
@@ -587,13 +589,20 @@ async fn faults_redis_restarted_mid_coupon_burst_keeps_the_count_exact_and_the_f
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let second = open_coupon(&a, 10).await;
+    let (status, body) = send(
+        a.post(&format!("/api/v1/coupons/{second}/issue"))
+            .json(&serde_json::json!({ "user_id": users[0] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let client = redis::Client::open(lab.redis_url()).expect("a client");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("lab:coupon:{{{coupon}}}:*"))
+        .arg(format!("lab:coupon:{{{second}}}:*"))
         .query_async(&mut conn)
         .await
         .expect("keys");

@@ -2,8 +2,10 @@
 //! configured strategy, or PostgreSQL alone while Redis is unavailable.
 //!
 //! The checks run in the order of their answers: the coupon exists
-//! (`COUPON_NOT_FOUND`) and is valid now (`COUPON_NOT_ACTIVE`), the user
-//! exists (`USER_NOT_FOUND`), the coupon policy's `can-issue` agrees
+//! (`COUPON_NOT_FOUND`) and is valid now (`COUPON_NOT_ACTIVE`); the user
+//! holds it already (`COUPON_ALREADY_ISSUED`) or none is left
+//! (`COUPON_SOLD_OUT`), as far as this can be told cheaply; the user exists
+//! (`USER_NOT_FOUND`); the coupon policy's `can-issue` agrees
 //! (`COUPON_NOT_ELIGIBLE`). Only then is anything taken, by
 //! - `reserve` ([`super::reserve`]): a Redis script takes one, a transaction
 //!   records it;
@@ -13,22 +15,28 @@
 //!
 //! A 201 always means the row is committed.
 //!
-//! # Sold out is for good
-//! Rows are never deleted and `issued_quantity` never goes down, so a coupon
-//! PostgreSQL has seen sold out stays sold out. Each process remembers such
-//! coupons ([`Issuance::sold_out`]) and answers their requests without the
-//! user's facts or the policy: `COUPON_NOT_ACTIVE` outside the validity
-//! window, `COUPON_ALREADY_ISSUED` to a holder (one Redis look, or one
-//! indexed read), `COUPON_SOLD_OUT` to anyone else, an unknown user included.
-//! Most of a burst comes after the last one is gone, and this is the answer
-//! it gets.
+//! # What a burst costs
+//! Most of a burst comes when none is left, so that answer is made cheap.
+//! A coupon's terms never change once it is created, so each process keeps
+//! them ([`Issuance::terms`]). Before reading the user's facts or asking the
+//! policy, `reserve` looks at the coupon's Redis state (the reserve script,
+//! taking nothing): a holder or an empty count is answered there, one Redis
+//! call in all. And rows are never deleted and `issued_quantity` never goes
+//! down, so a coupon PostgreSQL has seen sold out stays sold out: each
+//! process remembers such coupons ([`Issuance::sold_out`]) and answers them
+//! whatever the strategy, asking only whether the user is a holder (Redis,
+//! or one indexed read). An unknown user asking for a coupon that is gone is
+//! told `COUPON_SOLD_OUT`: the coupon-wide answer comes first.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 
 use super::{
-    Coupon, Failure, IssueStrategy, IssuedCoupon, circuit::Circuit, fallback, lock, reserve,
+    Coupon, Failure, IssueStrategy, IssuedCoupon,
+    circuit::Circuit,
+    fallback, lock,
+    reserve::{self, Look},
 };
 use crate::{
     http::error::{ApiError, ApiResult},
@@ -39,16 +47,19 @@ use crate::{
     state::AppState,
 };
 
-/// Sold-out coupons remembered per process; one forgotten is read again.
-const SOLD_OUT_KEPT: u64 = 10_000;
-const SOLD_OUT_IDLE: Duration = Duration::from_secs(10 * 60);
+/// Coupons whose terms, and sold-out coupons, each process keeps; one
+/// forgotten is read again.
+const COUPONS_KEPT: u64 = 10_000;
+const COUPONS_IDLE: Duration = Duration::from_secs(10 * 60);
 
 /// What issuance keeps between the requests of one process.
 pub struct Issuance {
     circuit: Circuit,
     turns: lock::Turns,
-    /// Coupons PostgreSQL counted as sold out, with their terms.
-    sold_out: moka::future::Cache<i64, Arc<Coupon>>,
+    /// Coupons as first read: their terms are current, their counts are not.
+    terms: moka::future::Cache<i64, Arc<Coupon>>,
+    /// Coupons PostgreSQL counted as sold out.
+    sold_out: moka::future::Cache<i64, ()>,
 }
 
 impl Issuance {
@@ -56,12 +67,17 @@ impl Issuance {
         Self {
             circuit: Circuit::new(),
             turns: lock::Turns::new(),
-            sold_out: moka::future::Cache::builder()
-                .max_capacity(SOLD_OUT_KEPT)
-                .time_to_idle(SOLD_OUT_IDLE)
-                .build(),
+            terms: kept(),
+            sold_out: kept(),
         }
     }
+}
+
+fn kept<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<i64, V> {
+    moka::future::Cache::builder()
+        .max_capacity(COUPONS_KEPT)
+        .time_to_idle(COUPONS_IDLE)
+        .build()
 }
 
 impl Default for Issuance {
@@ -86,56 +102,109 @@ async fn issue_to_the_end(
     coupon_id: i64,
     user_id: i64,
 ) -> ApiResult<IssuedCoupon> {
-    let (path, outcome) = match state.coupons.sold_out.get(&coupon_id).await {
-        Some(coupon) => after_sold_out(state, &coupon, user_id).await,
+    let terms = &state.coupons.terms;
+    let coupon = match terms.get(&coupon_id).await {
+        Some(coupon) => coupon,
         None => {
-            let (coupon, user) = read(state, coupon_id, user_id).await?;
-            if coupon.remaining <= 0 {
-                let coupon = Arc::new(coupon);
-                state
-                    .coupons
-                    .sold_out
-                    .insert(coupon_id, coupon.clone())
-                    .await;
-                after_sold_out(state, &coupon, user_id).await
-            } else {
-                let strategy = state.settings.coupon_issue_strategy;
-                match check(state, &coupon, user_id, user).await {
-                    Ok(()) => take(state, strategy, coupon_id, user_id).await,
-                    Err(refused) => (strategy.as_str(), Err(refused)),
-                }
-            }
+            let coupon = Arc::new(super::find(&state.db, coupon_id).await?);
+            terms.insert(coupon_id, coupon.clone()).await;
+            coupon
         }
     };
+    let (path, outcome) = decide(state, &coupon, user_id).await;
     count(coupon_id, path, &outcome);
     outcome
 }
 
-/// The coupon, and what the coupon policy may know of the user (`None`: no
-/// such user), in one round trip: this is the path bursts hit. The order
-/// facts mean what `users::paid_orders` and `users::lifetime_spend` mean.
+/// The checks in the order of their answers, then the taking; returns the
+/// path that decided with the outcome.
+async fn decide(
+    state: &AppState,
+    coupon: &Coupon,
+    user_id: i64,
+) -> (&'static str, ApiResult<IssuedCoupon>) {
+    let strategy = state.settings.coupon_issue_strategy;
+    let refused = |answer| (strategy.as_str(), Err(answer));
+    if let Err(answer) = active(coupon, Utc::now()) {
+        return refused(answer);
+    }
+    if state.coupons.sold_out.contains_key(&coupon.id) {
+        return after_sold_out(state, coupon, user_id).await;
+    }
+    if strategy == IssueStrategy::Reserve {
+        match look(state, coupon.id, user_id).await {
+            Some(Look::Holder) => {
+                return refused(ApiError::CouponAlreadyIssued {
+                    coupon_id: coupon.id,
+                    user_id,
+                });
+            }
+            Some(Look::SoldOut) => return refused(ApiError::CouponSoldOut(coupon.id)),
+            Some(Look::Available | Look::Missing) | None => {}
+        }
+    }
+    let (remaining, user) = match read(state, coupon.id, user_id).await {
+        Ok(read) => read,
+        Err(err) => return ("database", Err(err)),
+    };
+    if remaining <= 0 {
+        state.coupons.sold_out.insert(coupon.id, ()).await;
+        return after_sold_out(state, coupon, user_id).await;
+    }
+    match check(state, coupon, user_id, user).await {
+        Ok(()) => take(state, strategy, coupon.id, user_id).await,
+        Err(answer) => refused(answer),
+    }
+}
+
+/// What the coupon's `reserve` state says of the user, taking nothing;
+/// `None` when Redis is not to be asked, fails, or has no state.
+async fn look(state: &AppState, coupon_id: i64, user_id: i64) -> Option<Look> {
+    let issuance = &state.coupons;
+    if !issuance.circuit.allows() {
+        return None;
+    }
+    match reserve::look(&state.redis, coupon_id, user_id).await {
+        Ok(Look::Missing) => {
+            issuance.circuit.succeeded();
+            None
+        }
+        Ok(look) => {
+            issuance.circuit.succeeded();
+            Some(look)
+        }
+        Err(Failure::Redis(why)) => {
+            issuance.circuit.failed(why);
+            None
+        }
+        Err(Failure::Answer(_)) => None,
+    }
+}
+
+/// The coupon's count left, and what the coupon policy may know of the user
+/// (`None`: no such user), in one round trip. The order facts mean what
+/// `users::paid_orders` and `users::lifetime_spend` mean.
 async fn read(
     state: &AppState,
     coupon_id: i64,
     user_id: i64,
-) -> ApiResult<(Coupon, Option<UserFacts>)> {
+) -> ApiResult<(i32, Option<UserFacts>)> {
     #[derive(sqlx::FromRow)]
     struct Read {
-        #[sqlx(flatten)]
-        coupon: Coupon,
+        remaining: i32,
         user_created_at: Option<DateTime<Utc>>,
         paid_orders: i64,
         lifetime_spend: i64,
     }
-    let read: Option<Read> = sqlx::query_as(&format!(
-        "select {}, (select created_at from users where id = $2) as user_created_at,
+    let read: Option<Read> = sqlx::query_as(
+        "select total_quantity - issued_quantity as remaining,
+                (select created_at from users where id = $2) as user_created_at,
                 paid.orders as paid_orders, paid.spend as lifetime_spend
            from coupons,
                 (select count(*) as orders, coalesce(sum(total), 0)::bigint as spend
                    from orders where user_id = $2 and status = 'paid') paid
           where coupons.id = $1",
-        super::COLUMNS
-    ))
+    )
     .bind(coupon_id)
     .bind(user_id)
     .fetch_optional(&state.db)
@@ -147,22 +216,20 @@ async fn read(
         paid_orders: u32::try_from(read.paid_orders).unwrap_or(u32::MAX),
         lifetime_spend: read.lifetime_spend,
     });
-    Ok((read.coupon, user))
+    Ok((read.remaining, user))
 }
 
-/// Everything that may refuse the user before anything is taken.
+/// What only the user's facts and the policy can refuse.
 async fn check(
     state: &AppState,
     coupon: &Coupon,
     user_id: i64,
     user: Option<UserFacts>,
 ) -> ApiResult<()> {
-    let now = Utc::now();
-    active(coupon, now)?;
     let input = IssueInput {
         user: user.ok_or(ApiError::UserNotFound(user_id))?,
         coupon: coupon.terms(),
-        now: now.timestamp(),
+        now: Utc::now().timestamp(),
         config: Vec::new(),
     };
     let policy = state.policies.registry.active(Slot::Coupon);
@@ -184,33 +251,22 @@ fn active(coupon: &Coupon, now: DateTime<Utc>) -> ApiResult<()> {
     )))
 }
 
-/// The answer for a coupon that is sold out for good: not active, already
-/// issued to this user, or sold out. Whether the user holds one is asked of
-/// the `reserve` state when Redis allows, else of PostgreSQL; returns the
-/// path that answered.
+/// The answer for a coupon that is sold out for good: already issued to
+/// this user, or sold out. Whether the user holds one is asked of the
+/// `reserve` state when there is one and Redis allows, else of PostgreSQL
+/// (always with `lock`, which keeps no holders in Redis).
 async fn after_sold_out(
     state: &AppState,
     coupon: &Coupon,
     user_id: i64,
 ) -> (&'static str, ApiResult<IssuedCoupon>) {
     let strategy = state.settings.coupon_issue_strategy;
-    if let Err(refused) = active(coupon, Utc::now()) {
-        return (strategy.as_str(), Err(refused));
-    }
-    let issuance = &state.coupons;
-    let mut holds = None;
-    if strategy == IssueStrategy::Reserve && issuance.circuit.allows() {
-        match reserve::holds(&state.redis, coupon.id, user_id).await {
-            Ok(known) => {
-                issuance.circuit.succeeded();
-                holds = known;
-            }
-            Err(Failure::Redis(why)) => issuance.circuit.failed(why),
-            Err(Failure::Answer(answer)) => return (strategy.as_str(), Err(answer)),
-        }
-    }
-    let (path, holds) = match holds {
-        Some(holds) => (strategy.as_str(), holds),
+    let looked = match strategy {
+        IssueStrategy::Reserve => look(state, coupon.id, user_id).await,
+        IssueStrategy::Lock => None,
+    };
+    let (path, holds) = match looked {
+        Some(look) => (strategy.as_str(), look == Look::Holder),
         None => match holds_in_database(state, coupon.id, user_id).await {
             Ok(holds) => ("database", holds),
             Err(err) => return ("database", Err(err)),

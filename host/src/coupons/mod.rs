@@ -350,15 +350,34 @@ async fn count_up(conn: &mut PgConnection, coupon_id: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// Records an issuance in one transaction: the user's row, counted up. The
-/// row goes first so that the coupon's row lock, which every issuance of the
-/// coupon waits for, is held only from the count to the commit.
+/// Records an issuance in one statement, so one round trip: the coupon
+/// counted up, never past its total, and the user's row inserted only if it
+/// was. Every issuance of the coupon waits for that row's lock, which is
+/// then held for the statement and its commit alone, with no round trip to
+/// this process in between. A second row for the user breaks the unique
+/// key, which fails the whole statement, count included.
 async fn record(db: &PgPool, coupon_id: i64, user_id: i64) -> ApiResult<IssuedCoupon> {
-    let mut tx = db.begin().await?;
-    let issued = insert_holder(&mut tx, coupon_id, user_id).await?;
-    count_up(&mut tx, coupon_id).await?;
-    tx.commit().await?;
-    Ok(issued)
+    let recorded = sqlx::query_as(
+        "with counted as (
+             update coupons set issued_quantity = issued_quantity + 1
+              where id = $1 and issued_quantity < total_quantity
+             returning id)
+         insert into user_coupons (coupon_id, user_id)
+         select id, $2 from counted
+         returning id as user_coupon_id, coupon_id, user_id, status, issued_at",
+    )
+    .bind(coupon_id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await;
+    match recorded {
+        Ok(Some(issued)) => Ok(issued),
+        Ok(None) => Err(ApiError::CouponSoldOut(coupon_id)),
+        Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+            Err(ApiError::CouponAlreadyIssued { coupon_id, user_id })
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// How long one Redis call of the issuance path may take before the request

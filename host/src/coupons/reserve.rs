@@ -62,7 +62,8 @@ const STAGE_CHUNK: usize = 10_000;
 /// The member every holders set has: user ids are positive, so it is no user.
 const SENTINEL: i64 = 0;
 
-/// Takes one for the user: `1` taken, `0` none left, `2` the user holds one,
+/// Takes one for the user (with ARGV[2] = `take`; anything else only
+/// looks): `1` taken (or one is left), `0` none left, `2` the user holds one,
 /// `-1` the state is missing.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -76,8 +77,10 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| {
         if tonumber(redis.call('GET', KEYS[1])) <= 0 then
             return 0
         end
-        redis.call('DECR', KEYS[1])
-        redis.call('SADD', KEYS[2], ARGV[1])
+        if ARGV[2] == 'take' then
+            redis.call('DECR', KEYS[1])
+            redis.call('SADD', KEYS[2], ARGV[1])
+        end
         return 1
         ",
     )
@@ -141,6 +144,28 @@ enum Reservation {
     Missing,
 }
 
+/// What the coupon's state says of a user, looked at without taking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// One is left for the user to try to take.
+    Available,
+    SoldOut,
+    Holder,
+    /// The state is missing: nothing can be told.
+    Missing,
+}
+
+/// Looks at the coupon's state for the user, taking nothing.
+pub(super) async fn look(redis: &Redis, coupon_id: i64, user_id: i64) -> Result<Look, Failure> {
+    let keys = StateKeys::of(redis, coupon_id);
+    Ok(match run(redis, &keys, user_id, "look").await? {
+        Reservation::Taken => Look::Available,
+        Reservation::SoldOut => Look::SoldOut,
+        Reservation::Holder => Look::Holder,
+        Reservation::Missing => Look::Missing,
+    })
+}
+
 pub(super) async fn issue(
     redis: &Redis,
     db: &PgPool,
@@ -191,12 +216,23 @@ pub(super) async fn issue(
 }
 
 async fn reserve(redis: &Redis, keys: &StateKeys, user_id: i64) -> Result<Reservation, Failure> {
+    run(redis, keys, user_id, "take").await
+}
+
+/// Runs the reserve script; `mode` is `take` or `look`.
+async fn run(
+    redis: &Redis,
+    keys: &StateKeys,
+    user_id: i64,
+    mode: &str,
+) -> Result<Reservation, Failure> {
     let mut conn = redis.conn.clone();
     let answer: i64 = within(
         RESERVE
             .key(&keys.remaining)
             .key(&keys.holders)
             .arg(user_id)
+            .arg(mode)
             .invoke_async(&mut conn),
     )
     .await?;
@@ -207,32 +243,6 @@ async fn reserve(redis: &Redis, keys: &StateKeys, user_id: i64) -> Result<Reserv
         -1 => Ok(Reservation::Missing),
         other => Err(Failure::Redis(format!(
             "the reserve script answered {other}"
-        ))),
-    }
-}
-
-/// Whether the user holds the coupon as this state knows it; `None` when
-/// the state is missing.
-pub(super) async fn holds(
-    redis: &Redis,
-    coupon_id: i64,
-    user_id: i64,
-) -> Result<Option<bool>, Failure> {
-    let keys = StateKeys::of(redis, coupon_id);
-    let mut conn = redis.conn.clone();
-    let members: Vec<bool> = within(
-        redis::cmd("SMISMEMBER")
-            .arg(&keys.holders)
-            .arg(user_id)
-            .arg(SENTINEL)
-            .query_async(&mut conn),
-    )
-    .await?;
-    match members[..] {
-        [holder, state] => Ok(state.then_some(holder)),
-        _ => Err(Failure::Redis(format!(
-            "SMISMEMBER answered {} members for 2",
-            members.len()
         ))),
     }
 }
