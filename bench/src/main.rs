@@ -7,6 +7,11 @@
 //! cargo run --release -p bench -- coupons
 //! ```
 
+/// The allocator the `commerce` binary uses, so that the in-process
+/// instances run as the server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod all;
 mod catalog;
 mod ceiling;

@@ -11,7 +11,7 @@ use crate::{
     config::Settings,
     db, http, idempotency, orders, outbox,
     policy::{self, service::PolicyService},
-    state::{AppState, Redis},
+    state::{AppState, Redis, Resources},
     telemetry,
 };
 
@@ -33,17 +33,18 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        let state = AppState {
+        let coupons = Arc::new(crate::coupons::Issuance::start(db.clone()));
+        let state = AppState::new(Resources {
             db,
             redis,
             admin_token,
             metrics: telemetry::metrics_handle(),
             policies,
-            coupons: Arc::default(),
+            coupons,
             outbox_wake: Arc::default(),
             catalog: Default::default(),
             settings,
-        };
+        });
         Ok(Self { listener, state })
     }
 

@@ -8,9 +8,27 @@ use sqlx::PgPool;
 
 use crate::{config::Settings, policy::service::PolicyService};
 
-/// Shared, cheaply clonable handles to the process's resources.
+/// The process's resources, shared by every request: a clone is one
+/// reference count, and a request clones it at least once.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Resources>);
+
+impl AppState {
+    pub fn new(resources: Resources) -> Self {
+        Self(Arc::new(resources))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Resources;
+
+    fn deref(&self) -> &Resources {
+        &self.0
+    }
+}
+
+/// Handles to the process's resources.
+pub struct Resources {
     pub db: PgPool,
     pub redis: Redis,
     /// `None` closes the admin API.

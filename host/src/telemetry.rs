@@ -20,6 +20,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder. Metrics are per process, so every
 /// application in one process (as in tests) shares it.
 pub fn metrics_handle() -> PrometheusHandle {
@@ -37,6 +40,20 @@ pub fn metrics_handle() -> PrometheusHandle {
             // Fails only when another recorder was installed first, in which
             // case this handle renders nothing but the server still works.
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples pile up until they are folded into their
+            // buckets; without this, a server nobody scrapes grows forever.
+            let upkept = handle.clone();
+            let upkeep = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkept.run_upkeep();
+                    }
+                });
+            if let Err(err) = upkeep {
+                tracing::error!(%err, "cannot start the metrics upkeep thread");
+            }
             handle
         })
         .clone()

@@ -946,3 +946,59 @@ async fn the_openapi_document_lists_the_coupon_endpoints() {
         );
     }
 }
+
+/// Issuances recorded together answer as if recorded one by one: a batch
+/// that cannot pass as a whole (more than are left, a second row for a user)
+/// writes nothing and is recorded one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuances_recorded_together_keep_the_total_and_one_per_user() {
+    let deployment = Deployment::start().await;
+    let app = deployment.app();
+    let coupon = app.create_coupon(&open_coupon("three", 3)).await;
+    let users = users(&deployment.db, 5).await;
+    let recorder = commerce::coupons::batch::Recorder::start(deployment.db.clone());
+    let first = [users[0], users[0], users[1]];
+    let answers = futures::future::join_all(
+        first
+            .iter()
+            .map(|&user_id| recorder.record(coupon.id, user_id)),
+    )
+    .await;
+    let issued = answers.iter().filter(|answer| answer.is_ok()).count();
+    let twice = answers
+        .iter()
+        .filter(|answer| {
+            matches!(
+                answer,
+                Err(commerce::http::error::ApiError::CouponAlreadyIssued { .. })
+            )
+        })
+        .count();
+    assert_eq!((issued, twice), (2, 1), "{answers:?}");
+
+    let answers = futures::future::join_all(
+        users[2..]
+            .iter()
+            .map(|&user_id| recorder.record(coupon.id, user_id)),
+    )
+    .await;
+    let issued = answers.iter().filter(|answer| answer.is_ok()).count();
+    let sold_out = answers
+        .iter()
+        .filter(|answer| {
+            matches!(
+                answer,
+                Err(commerce::http::error::ApiError::CouponSoldOut(_))
+            )
+        })
+        .count();
+    assert_eq!((issued, sold_out), (1, 2), "{answers:?}");
+    let coupon = app.coupon(coupon.id).await;
+    assert_eq!((coupon.issued_quantity, coupon.remaining), (3, 0));
+    let rows: i64 = sqlx::query_scalar("select count(*) from user_coupons where coupon_id = $1")
+        .bind(coupon.id)
+        .fetch_one(&deployment.db)
+        .await
+        .expect("a count");
+    assert_eq!(rows, 3);
+}

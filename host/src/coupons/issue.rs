@@ -31,9 +31,11 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 
 use super::{
     Coupon, Failure, IssueStrategy, IssuedCoupon,
+    batch::Recorder,
     circuit::Circuit,
     fallback, lock,
     reserve::{self, Look},
@@ -56,6 +58,8 @@ const COUPONS_IDLE: Duration = Duration::from_secs(10 * 60);
 pub struct Issuance {
     circuit: Circuit,
     turns: lock::Turns,
+    /// Records `reserve`'s issuances, several per statement in a burst.
+    recorder: Recorder,
     /// Coupons as first read: their terms are current, their counts are not.
     terms: moka::future::Cache<i64, Arc<Coupon>>,
     /// Coupons PostgreSQL counted as sold out.
@@ -63,10 +67,12 @@ pub struct Issuance {
 }
 
 impl Issuance {
-    pub fn new() -> Self {
+    /// Starts the process's recording task: call within the runtime.
+    pub fn start(db: PgPool) -> Self {
         Self {
             circuit: Circuit::new(),
             turns: lock::Turns::new(),
+            recorder: Recorder::start(db),
             terms: kept(),
             sold_out: kept(),
         }
@@ -78,12 +84,6 @@ fn kept<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<i64, V> {
         .max_capacity(COUPONS_KEPT)
         .time_to_idle(COUPONS_IDLE)
         .build()
-}
-
-impl Default for Issuance {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// Issues the coupon to the user, or says why not.
@@ -300,7 +300,8 @@ async fn take(
     if issuance.circuit.allows() {
         let taken = match strategy {
             IssueStrategy::Reserve => {
-                reserve::issue(&state.redis, &state.db, coupon_id, user_id).await
+                let recorder = &issuance.recorder;
+                reserve::issue(&state.redis, &state.db, recorder, coupon_id, user_id).await
             }
             IssueStrategy::Lock => {
                 lock::issue(&state.redis, &state.db, &issuance.turns, coupon_id, user_id).await

@@ -9,6 +9,7 @@
 //! the rest (the `issue` module tells how), but whatever Redis says or
 //! forgets, a write the database would refuse stays refused.
 
+pub mod batch;
 mod circuit;
 mod fallback;
 pub mod issue;

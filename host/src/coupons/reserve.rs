@@ -7,8 +7,9 @@
 //! reserve script refuses a holder, refuses when nothing remains, and
 //! otherwise takes one and adds the holder, in one step. The transaction
 //! then inserts the user's row and counts it up only while
-//! `issued_quantity < total_quantity`; if it fails for any reason the
-//! reservation is given back. Most of a burst is answered by the script
+//! `issued_quantity < total_quantity` (several issuances per statement in a
+//! burst, see [`super::batch`]); if it fails for any reason the reservation
+//! is given back. Most of a burst is answered by the script
 //! alone: once a coupon is gone, a refusal costs one Redis call.
 //!
 //! # The state is a cache of PostgreSQL
@@ -42,7 +43,7 @@ use std::{
 use redis::Script;
 use sqlx::PgPool;
 
-use super::{Failure, IssuedCoupon, key, lock, millis, record, within};
+use super::{Failure, IssuedCoupon, batch::Recorder, key, lock, millis, within};
 use crate::{http::error::ApiError, state::Redis};
 
 /// A rebuilt state lives this long, then is rebuilt on next use: coupons
@@ -169,6 +170,7 @@ pub(super) async fn look(redis: &Redis, coupon_id: i64, user_id: i64) -> Result<
 pub(super) async fn issue(
     redis: &Redis,
     db: &PgPool,
+    recorder: &Recorder,
     coupon_id: i64,
     user_id: i64,
 ) -> Result<IssuedCoupon, Failure> {
@@ -199,7 +201,7 @@ pub(super) async fn issue(
             }
         }
     }
-    match record(db, coupon_id, user_id).await {
+    match recorder.record(coupon_id, user_id).await {
         Ok(issued) => Ok(issued),
         Err(refused) => {
             if let Err(failure) = give_back(redis, &keys, user_id).await {

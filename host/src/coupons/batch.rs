@@ -1,0 +1,125 @@
+//! Recording `reserve`'s issuances together.
+//!
+//! Every issuance of a coupon counts up the coupon's one row, so issuances
+//! of one coupon commit one after another, each waiting for the last one's
+//! row lock. One task per process records them instead: it takes every
+//! issuance waiting when it is free, and records those of a coupon with one
+//! statement (one count up by their number, their rows, one commit). Nothing
+//! waits on a timer: alone, an issuance is recorded at once; in a burst, the
+//! issuances that queued while a statement ran go in the next one.
+//!
+//! The answers are those of recording each alone: a batch that would pass
+//! the total (possible only after a too generous rebuild of the Redis state)
+//! or holds a user who already has a row (possible only after a lost
+//! holders set) fails as a whole, changing nothing, and its issuances are
+//! then recorded one by one, each getting its own answer. Each caller hears
+//! only after the commit: a 201 still means the row is committed.
+
+use std::collections::BTreeMap;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{IssuedCoupon, record};
+use crate::http::error::{ApiError, ApiResult};
+
+/// Most issuances one statement records.
+const MAX_BATCH: usize = 256;
+
+/// One issuance waiting to be recorded, and where its answer goes.
+struct Pending {
+    coupon_id: i64,
+    user_id: i64,
+    answer: oneshot::Sender<ApiResult<IssuedCoupon>>,
+}
+
+/// The handle of a process's recording task; the task ends with it.
+pub struct Recorder {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl Recorder {
+    /// Starts the recording task on the current runtime.
+    pub fn start(db: PgPool) -> Self {
+        let (queue, pending) = mpsc::unbounded_channel();
+        tokio::spawn(run(db, pending));
+        Self { queue }
+    }
+
+    /// Records the issuance, with the issuances queued beside it.
+    pub async fn record(&self, coupon_id: i64, user_id: i64) -> ApiResult<IssuedCoupon> {
+        let (answer, answered) = oneshot::channel();
+        let pending = Pending {
+            coupon_id,
+            user_id,
+            answer,
+        };
+        let stopped = || ApiError::ServiceUnavailable("the server is stopping".into());
+        self.queue.send(pending).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(db: PgPool, mut pending: mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut by_coupon: BTreeMap<i64, Vec<Pending>> = BTreeMap::new();
+        for issuance in batch.drain(..) {
+            by_coupon
+                .entry(issuance.coupon_id)
+                .or_default()
+                .push(issuance);
+        }
+        for (coupon_id, issuances) in by_coupon {
+            record_together(&db, coupon_id, issuances).await;
+        }
+    }
+}
+
+/// Records one coupon's issuances in one statement, or else one by one.
+async fn record_together(db: &PgPool, coupon_id: i64, issuances: Vec<Pending>) {
+    if let [_] = issuances[..] {
+        return record_each(db, coupon_id, issuances).await;
+    }
+    let users: Vec<i64> = issuances.iter().map(|issuance| issuance.user_id).collect();
+    let recorded: sqlx::Result<Vec<IssuedCoupon>> = sqlx::query_as(
+        "with counted as (
+             update coupons set issued_quantity = issued_quantity + cardinality($2::bigint[])
+              where id = $1 and issued_quantity + cardinality($2::bigint[]) <= total_quantity
+             returning id)
+         insert into user_coupons (coupon_id, user_id)
+         select counted.id, wanted.user_id from counted, unnest($2::bigint[]) as wanted(user_id)
+         returning id as user_coupon_id, coupon_id, user_id, status, issued_at",
+    )
+    .bind(coupon_id)
+    .bind(&users)
+    .fetch_all(db)
+    .await;
+    match recorded {
+        // Nothing was written: too few left for all of them, a second row
+        // for a user, or a failed statement.
+        Ok(rows) if rows.is_empty() => record_each(db, coupon_id, issuances).await,
+        Err(_) => record_each(db, coupon_id, issuances).await,
+        // All were written, one row each.
+        Ok(rows) => {
+            let mut rows: BTreeMap<i64, IssuedCoupon> =
+                rows.into_iter().map(|row| (row.user_id, row)).collect();
+            for issuance in issuances {
+                let answer = rows.remove(&issuance.user_id).ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!(
+                        "user {} has no row in the batch recorded for coupon {coupon_id}",
+                        issuance.user_id
+                    ))
+                });
+                let _ = issuance.answer.send(answer);
+            }
+        }
+    }
+}
+
+async fn record_each(db: &PgPool, coupon_id: i64, issuances: Vec<Pending>) {
+    for issuance in issuances {
+        let answer = record(db, coupon_id, issuance.user_id).await;
+        let _ = issuance.answer.send(answer);
+    }
+}
