@@ -68,18 +68,37 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Curves>
         max_time: Duration::from_secs(args.max_seconds),
     };
     let two = &deployment.addresses[..2];
-    let warm = call.clone();
-    load::run(
-        two,
-        Shape {
-            requests: 2_000,
-            ..shape(64)
-        },
-        move |n| warm(n),
-    )
-    .await?;
+    // Each point is measured after a run of its own that fills the caches
+    // of the instances it uses, so that a point measures the steady state.
+    let warm_up = |targets: &[std::net::SocketAddr], connections| {
+        let call = call.clone();
+        let targets = targets.to_vec();
+        async move {
+            let shape = Shape {
+                requests: args.requests / 4,
+                ..shape(connections)
+            };
+            load::run(&targets, shape, move |n| call(n)).await
+        }
+    };
+    // Instances first: the runs at hundreds of connections leave the
+    // machine slower for a while after them.
+    let mut by_instances = Vec::new();
+    for &instances in &args.instances {
+        let call = call.clone();
+        let targets = &deployment.addresses[..instances.min(deployment.addresses.len())];
+        warm_up(targets, 64).await?;
+        let report = load::run(targets, shape(64), move |n| call(n)).await?;
+        ensure!(
+            report.server_errors() == 0,
+            "server errors on {instances} instances: {:?}",
+            report.outcomes
+        );
+        by_instances.push(Point::of(instances, &report));
+    }
     let mut by_connections = Vec::new();
     for &connections in &args.connections {
+        warm_up(two, connections).await?;
         let call = call.clone();
         let report = load::run(two, shape(connections), move |n| call(n)).await?;
         ensure!(
@@ -88,18 +107,6 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Curves>
             report.outcomes
         );
         by_connections.push(Point::of(connections, &report));
-    }
-    let mut by_instances = Vec::new();
-    for &instances in &args.instances {
-        let call = call.clone();
-        let targets = &deployment.addresses[..instances.min(deployment.addresses.len())];
-        let report = load::run(targets, shape(64), move |n| call(n)).await?;
-        ensure!(
-            report.server_errors() == 0,
-            "server errors on {instances} instances: {:?}",
-            report.outcomes
-        );
-        by_instances.push(Point::of(instances, &report));
     }
     Ok(Curves {
         by_connections,
