@@ -76,10 +76,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         policy::run(policy::Args {
             calls: size(20_000, 1_000),
             requests: size(3_000, 200),
-            rounds: size(3, 1),
+            rounds: size(4, 1),
             connections: 16,
             max_seconds: 60,
-            orders: size(4_000, 300),
+            orders: size(3_000, 300),
             order_connections: 64,
         })
         .await?,

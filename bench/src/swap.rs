@@ -64,6 +64,15 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
         max_time: Duration::from_secs(args.max_seconds),
     };
     let order = Arc::new(order);
+    // Connections, statement caches and policies warm before either run.
+    {
+        let order = order.clone();
+        let warm_up = Shape {
+            requests: args.requests / 5,
+            ..shape
+        };
+        load::run(&deployment.addresses, warm_up, move |n| order(n)).await?;
+    }
     let steady = {
         let order = order.clone();
         load::run(&deployment.addresses, shape, move |n| order(n)).await?
