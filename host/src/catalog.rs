@@ -135,7 +135,7 @@ fn like_pattern(text: &str) -> String {
 /// page, so pages and totals are kept a short while; this instance's own
 /// catalogue writes clear both at once.
 ///
-/// A page is refreshed ahead: once it is [`PAGE_FRESH`] old, the next
+/// A page is refreshed ahead: once it is about [`PAGE_FRESH`] old, the next
 /// request that reads it starts one read of the database in the background
 /// and is served the kept page meanwhile. A page is never served older than
 /// [`PAGE_MAX_AGE`]: one nobody asked for that long is read while its
@@ -152,19 +152,23 @@ pub struct ReadCache {
 
 type PageKey = (Filter, u32, u32);
 
-/// A page and when it was read.
+/// A page and when it is due for a refresh.
 struct Kept {
     page: Arc<Page<Product>>,
-    read_at: Instant,
+    refresh_at: Instant,
     /// Whether a refresh of this page has started.
     refreshing: AtomicBool,
 }
 
 impl Kept {
+    /// A page just read, due for a refresh after [`PAGE_FRESH`] give or take
+    /// a quarter: pages read together (after a write cleared the cache, or
+    /// at start) are refreshed spread out, not all in the same instant.
     fn new(page: Page<Product>) -> Arc<Self> {
+        let fresh_for = PAGE_FRESH.mul_f64(rand::random_range(0.75..1.25));
         Arc::new(Self {
             page: Arc::new(page),
-            read_at: Instant::now(),
+            refresh_at: Instant::now() + fresh_for,
             refreshing: AtomicBool::new(false),
         })
     }
@@ -221,7 +225,7 @@ impl ReadCache {
             })
             .await
             .map_err(shared_error)?;
-        if kept.read_at.elapsed() >= PAGE_FRESH && !kept.refreshing.swap(true, Ordering::AcqRel) {
+        if Instant::now() >= kept.refresh_at && !kept.refreshing.swap(true, Ordering::AcqRel) {
             self.refresh(db.clone(), key);
         }
         Ok(kept.page.clone())
