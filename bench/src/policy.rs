@@ -69,8 +69,8 @@ pub struct Args {
 
 /// Runs all three; the order path comparison is the report's row.
 pub async fn run(args: Args) -> anyhow::Result<Vec<Row>> {
-    calls(&args)?;
-    let row = order_path(&args).await?;
+    let per_call = calls(&args)?;
+    let row = order_path(&args, &per_call).await?;
     shadow(&args).await?;
     Ok(vec![row])
 }
@@ -132,7 +132,7 @@ impl Cart {
 
 /// Orders with the standard components against the same orders with the
 /// native policies, each on a two-instance deployment of its own.
-async fn order_path(args: &Args) -> anyhow::Result<Row> {
+async fn order_path(args: &Args, per_call: &[String]) -> anyhow::Result<Row> {
     println!(
         "order path: {} orders per round and kind, {} rounds, {} connections over two \
          instances; standard components (dev) against native policies (native)",
@@ -208,11 +208,13 @@ async fn order_path(args: &Args) -> anyhow::Result<Row> {
         )
         .target(0.95)
         .note(format!(
-            "{} rounds of {} orders each, alternating; native p50 {:.2} ms, p99 {:.2} ms",
+            "{} rounds of {} orders each, alternating; native p50 {:.2} ms, p99 {:.2} ms; \
+             one call, WASM p50 / native p50: {}; an order makes two or three",
             args.rounds,
             args.orders,
             with_native.millis_at(0.5),
-            with_native.millis_at(0.99)
+            with_native.millis_at(0.99),
+            per_call.join(", ")
         )))
     }
     .await;
@@ -234,7 +236,8 @@ fn component(name: &str) -> anyhow::Result<Vec<u8>> {
     })
 }
 
-fn calls(args: &Args) -> anyhow::Result<()> {
+/// Measures each slot's call; returns `slot: WASM p50 / native p50` for each.
+fn calls(args: &Args) -> anyhow::Result<Vec<String>> {
     println!(
         "policy calls: {} per slot, one at a time; WASM = fresh store + instantiate + call, \
          as the server does",
@@ -249,6 +252,7 @@ fn calls(args: &Args) -> anyhow::Result<()> {
         (Native::CouponStandard, Call::Apply(apply_input())),
         (Native::OrderRulesStandard, Call::Check(order_input())),
     ];
+    let mut per_call = Vec::new();
     for (native, call) in cases {
         let slot = native.slot();
         let policy = runner::load(&component(native.name())?, slot)?;
@@ -283,9 +287,14 @@ fn calls(args: &Args) -> anyhow::Result<()> {
             micros(&natively, 0.99),
             micros(&wasm, 0.5) / micros(&natively, 0.5).max(0.001),
         );
+        per_call.push(format!(
+            "{slot} {:.1} µs / {:.2} µs",
+            micros(&wasm, 0.5),
+            micros(&natively, 0.5)
+        ));
     }
     println!();
-    Ok(())
+    Ok(per_call)
 }
 
 fn nanos() -> anyhow::Result<Histogram<u64>> {

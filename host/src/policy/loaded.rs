@@ -138,14 +138,6 @@ impl LoadedPolicy {
         }
     }
 
-    /// The native policy this version is, if it is one.
-    pub fn native(&self) -> Option<Native> {
-        match self.implementation {
-            Implementation::Native(native) => Some(native),
-            Implementation::Component(_) => None,
-        }
-    }
-
     /// Runs `call` exactly as given (its config included) in a fresh store,
     /// and records the call's metrics. Nothing is logged and no shadow runs:
     /// shadows and replays use this to run a candidate.
