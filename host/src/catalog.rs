@@ -194,13 +194,6 @@ impl Default for ReadCache {
     }
 }
 
-fn shared_error(err: Arc<ApiError>) -> ApiError {
-    match err.as_ref() {
-        ApiError::ServiceUnavailable(detail) => ApiError::ServiceUnavailable(detail.clone()),
-        _ => ApiError::Internal(anyhow::anyhow!("{err}")),
-    }
-}
-
 impl ReadCache {
     /// Forgets every page and total, after a write that may change them.
     pub fn clear(&self) {
@@ -224,7 +217,7 @@ impl ReadCache {
                 list(db, self, filter, page).await.map(Kept::new)
             })
             .await
-            .map_err(shared_error)?;
+            .map_err(|err| err.shared())?;
         if Instant::now() >= kept.refresh_at && !kept.refreshing.swap(true, Ordering::AcqRel) {
             self.refresh(db.clone(), key);
         }

@@ -12,7 +12,9 @@
 //! the total (possible only after a too generous rebuild of the Redis state)
 //! or holds a user who already has a row (possible only after a lost
 //! holders set) fails as a whole, changing nothing, and its issuances are
-//! then recorded one by one, each getting its own answer. Each caller hears
+//! then recorded one by one, each getting its own answer. A batch the
+//! database fails otherwise (unavailable, timed out) gives all of them that
+//! answer at once. Each caller hears
 //! only after the commit: a 201 still means the row is committed.
 
 use std::collections::BTreeMap;
@@ -96,10 +98,21 @@ async fn record_together(db: &PgPool, coupon_id: i64, issuances: Vec<Pending>) {
     .fetch_all(db)
     .await;
     match recorded {
-        // Nothing was written: too few left for all of them, a second row
-        // for a user, or a failed statement.
+        // Nothing was written: too few left for all of them, or a second
+        // row for a user. Each gets its own answer.
         Ok(rows) if rows.is_empty() => record_each(db, coupon_id, issuances).await,
-        Err(_) => record_each(db, coupon_id, issuances).await,
+        Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+            record_each(db, coupon_id, issuances).await;
+        }
+        // Nothing was written, and the database would fail each alone the
+        // same way (it is unavailable, say): all get the answer at once
+        // rather than one after another.
+        Err(err) => {
+            let answer = ApiError::from(err);
+            for issuance in issuances {
+                let _ = issuance.answer.send(Err(answer.shared()));
+            }
+        }
         // All were written, one row each.
         Ok(rows) => {
             let mut rows: BTreeMap<i64, IssuedCoupon> =

@@ -84,6 +84,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The same failure for another request that waited on it: unavailable
+    /// stays unavailable with its detail; anything else is an internal error.
+    pub fn shared(&self) -> ApiError {
+        match self {
+            ApiError::ServiceUnavailable(detail) => ApiError::ServiceUnavailable(detail.clone()),
+            other => ApiError::Internal(anyhow::anyhow!("{other}")),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
