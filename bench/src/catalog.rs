@@ -6,6 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::ensure;
+use commerce::seed::CATEGORIES;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -29,18 +30,6 @@ pub struct Args {
     pub max_seconds: u64,
 }
 
-const CATEGORIES: &[&str] = &[
-    "electronics",
-    "books",
-    "food",
-    "fashion",
-    "home",
-    "sports",
-    "beauty",
-    "toys",
-    "garden",
-    "office",
-];
 const SORTS: &[&str] = &["newest", "price_asc", "price_desc", "name"];
 
 /// The n-th catalogue query: a mix of categories, sorts, price ranges,

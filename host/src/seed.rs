@@ -6,7 +6,8 @@ use std::fmt::Write;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 
-const CATEGORIES: &[&str] = &[
+/// The categories seeded products are spread over, ten in turn.
+pub const CATEGORIES: &[&str] = &[
     "electronics",
     "books",
     "food",
