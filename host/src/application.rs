@@ -4,28 +4,39 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio::{net::TcpListener, sync::Notify};
 
 use crate::{
-    config::Settings,
-    db, http, idempotency, orders, outbox,
+    catalog::Catalog,
+    config::{Settings, redact_url},
+    coupons::Coupons,
+    db, http, idempotency,
+    identity::Identity,
+    orders::Orders,
+    outbox,
+    points::Points,
     policy::{self, service::PolicyService},
     state::{AppState, Redis, Resources},
+    tasks::Tasks,
     telemetry,
+    users::Users,
 };
 
 /// A bound, ready-to-serve server. Tests build it on port 0 and read `port()`.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    tasks: Tasks,
+    outbox_wake: Arc<Notify>,
 }
 
 impl Application {
     /// Connects to PostgreSQL (creating and migrating the database) and Redis,
-    /// and binds the listener. Nothing is served until `run*`.
+    /// checks the identity settings and binds the listener. Nothing is
+    /// served until `run*`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let admin_token = admin_token(&settings)?;
+        let identity = Arc::new(Identity::start(&settings, admin_token).await?);
         let db = db::prepare(&settings.database_url, settings.db_pool_size).await?;
         let redis = connect_redis(&settings).await?;
         let settings = Arc::new(settings);
@@ -33,19 +44,39 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        let coupons = Arc::new(crate::coupons::Issuance::start(db.clone()));
+        let tasks = Tasks::default();
+        let outbox_wake = Arc::new(Notify::new());
         let state = AppState::new(Resources {
+            identity,
+            users: Users::new(db.clone()),
+            points: Points::new(db.clone()),
+            catalog: Arc::new(Catalog::new(db.clone(), redis.clone())),
+            coupons: Arc::new(Coupons::start(
+                db.clone(),
+                redis.clone(),
+                policies.clone(),
+                settings.coupon_issue_strategy,
+                &tasks,
+            )),
+            orders: Arc::new(Orders::new(
+                db.clone(),
+                redis.clone(),
+                policies.clone(),
+                outbox_wake.clone(),
+                settings.order_ttl(),
+            )),
+            policies,
             db,
             redis,
-            admin_token,
             metrics: telemetry::metrics_handle(),
-            policies,
-            coupons,
-            outbox_wake: Arc::default(),
-            catalog: Default::default(),
             settings,
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            tasks,
+            outbox_wake,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -67,48 +98,56 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes, then stops accepting connections and
-    /// waits for the requests already being served.
+    /// Serves until `stop` completes, then stops accepting connections,
+    /// waits for the requests already being served, and then for the
+    /// background tasks to finish what they hold.
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { listener, state } = self;
-        let jobs = CancellationToken::new();
-        tokio::spawn(idempotency::prune_periodically(
-            state.db.clone(),
-            jobs.child_token(),
-        ));
-        tokio::spawn(state.policies.clone().follow(jobs.child_token()));
-        if state.settings.watches_policies()
+        let Self {
+            listener,
+            state,
+            tasks,
+            outbox_wake,
+        } = self;
+        let settings = state.settings.clone();
+        let db = state.db.clone();
+        tasks.spawn_until_stopped(|stop| idempotency::prune_periodically(db.clone(), stop));
+        tasks.spawn_until_stopped(|stop| state.policies.clone().follow(stop));
+        if settings.watches_policies()
             && let Some(watch) =
-                policy::watch::PolicyWatch::start(state.policies.clone(), state.settings.clone())
+                policy::watch::PolicyWatch::start(state.policies.clone(), settings.clone())
         {
-            tokio::spawn(watch.follow(jobs.child_token()));
+            tasks.spawn_until_stopped(|stop| watch.follow(stop));
         }
-        tokio::spawn(policy::recorded::prune_periodically(
-            state.db.clone(),
-            state.settings.policy_input_retention_days,
-            jobs.child_token(),
-        ));
-        tokio::spawn(orders::close::expire_periodically(
-            state.db.clone(),
-            jobs.child_token(),
-        ));
-        tokio::spawn(outbox::relay(
-            state.db.clone(),
-            state.redis.clone(),
-            state.outbox_wake.clone(),
-            jobs.child_token(),
-        ));
-        tracing::info!(address = %listener.local_addr()?, environment = %state.settings.environment, "serving");
-        let result = axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(stop)
-            .await
-            .context("the server failed");
-        jobs.cancel();
+        tasks.spawn_until_stopped(|stop| {
+            policy::recorded::prune_periodically(
+                db.clone(),
+                settings.policy_input_retention_days,
+                stop,
+            )
+        });
+        tasks.spawn_until_stopped(|stop| state.catalog.clone().follow(stop));
+        tasks.spawn_until_stopped(|stop| state.identity.clone().follow_jwks(stop));
+        tasks.spawn_until_stopped(|stop| state.orders.clone().expire_periodically(stop));
+        let retention = outbox::Retention {
+            stream_maxlen: settings.outbox_stream_maxlen,
+            days: settings.outbox_retention_days,
+        };
+        let redis = state.redis.clone();
+        tasks.spawn_until_stopped(|stop| outbox::relay(db, redis, outbox_wake, retention, stop));
+        tracing::info!(address = %listener.local_addr()?, environment = %settings.environment, "serving");
+        let limits = http::serve::Limits {
+            max_connections: settings.max_connections,
+            header_timeout: Duration::from_millis(settings.header_timeout_ms),
+        };
+        http::serve::serve(listener, http::router(state), limits, stop).await;
+        // Every request has been answered and the router (with the services'
+        // handles) dropped: the tasks can finish what is queued.
+        tasks.shut_down().await;
         tracing::info!("stopped");
-        result
+        Ok(())
     }
 }
 
@@ -136,15 +175,16 @@ fn admin_token(settings: &Settings) -> anyhow::Result<Option<Arc<str>>> {
 const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn connect_redis(settings: &Settings) -> anyhow::Result<Redis> {
+    let shown = redact_url(&settings.redis_url);
     let client = redis::Client::open(settings.redis_url.as_str())
-        .with_context(|| format!("REDIS_URL is not a Redis URL: {}", settings.redis_url))?;
+        .with_context(|| format!("REDIS_URL is not a Redis URL: {shown}"))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(REDIS_RESPONSE_TIMEOUT)
         .set_number_of_retries(2);
     let conn = ConnectionManager::new_with_config(client, config)
         .await
-        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))?;
+        .with_context(|| format!("cannot connect to Redis at {shown}"))?;
     Ok(Redis {
         conn,
         prefix: settings.redis_prefix.as_str().into(),

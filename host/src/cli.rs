@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     Application,
     config::Settings,
-    db, demo,
+    db, demo, identity,
     policy::{Slot, replay, runner},
     seed, telemetry,
 };
@@ -32,6 +32,8 @@ enum Command {
     Serve(Serve),
     /// Load synthetic products quickly, for benchmarks.
     Seed(Seed),
+    /// Print an HS256 user token signed with JWT_SECRET, for development.
+    Token(Token),
     /// Work with policy components locally, as the server would run them.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -90,6 +92,21 @@ struct Serve {
 }
 
 #[derive(Debug, Args)]
+struct Token {
+    /// The user the token speaks for (its `sub`).
+    #[arg(long)]
+    user: i64,
+    /// Give the token the `admin` role.
+    #[arg(long)]
+    admin: bool,
+    /// How long the token is valid: 1h, 30m, 7d, ...
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: std::time::Duration,
+    #[command(flatten)]
+    signer: identity::Signer,
+}
+
+#[derive(Debug, Args)]
 struct Seed {
     /// How many products to add.
     #[arg(long)]
@@ -121,6 +138,13 @@ pub fn main() -> ExitCode {
             Some(Command::Serve(serve)) => run_server(serve).await,
             None => run_server(cli.serve).await,
             Some(Command::Policy(command)) => run_policy(command).await,
+            Some(Command::Token(token)) => {
+                println!(
+                    "{}",
+                    token.signer.issue(token.user, token.admin, token.ttl)?
+                );
+                Ok(())
+            }
             Some(Command::Seed(seed)) => {
                 let db = db::prepare(&seed.database_url, 4).await?;
                 seed::products(&db, seed.products).await
@@ -137,9 +161,13 @@ pub fn main() -> ExitCode {
 }
 
 async fn run_server(serve: Serve) -> anyhow::Result<()> {
+    let signer = identity::Signer::from_settings(&serve.settings);
     let app = Application::build(serve.settings).await?;
     if serve.demo {
-        demo::load_if_empty(&app.state().db).await?;
+        demo::load_if_empty(app.state()).await?;
+        if let Some(signer) = signer {
+            demo::print_tokens(app.state(), &signer).await?;
+        }
     }
     app.run_until_stopped().await
 }

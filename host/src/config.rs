@@ -4,11 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
-use crate::coupons::IssueStrategy;
-
 /// Everything the server needs to start. Tests build one by hand; `commerce
 /// serve` reads it from the environment.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct Settings {
     /// Address to serve on.
     #[arg(long, env = "COMMERCE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -78,6 +76,131 @@ pub struct Settings {
         default_value_t = IssueStrategy::Reserve
     )]
     pub coupon_issue_strategy: IssueStrategy,
+
+    /// HS256 secret of user tokens (at least 32 bytes). With neither this
+    /// nor `JWT_JWKS`, user authentication is off (`dev` only).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// JWKS of user tokens (RS256, ES256, EdDSA): a file path or an
+    /// `http(s)://` address, fetched at start, every 5 minutes and when a
+    /// token names an unknown key.
+    #[arg(long, env = "JWT_JWKS")]
+    pub jwt_jwks: Option<String>,
+
+    /// When set, a token's `iss` must equal it.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// When set, a token's `aud` must contain it.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Most connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "COMMERCE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// How long a client may take to send a request's headers, in
+    /// milliseconds, before its connection is closed.
+    #[arg(long, env = "COMMERCE_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// Days a published outbox event is kept in PostgreSQL.
+    #[arg(long, env = "OUTBOX_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    pub outbox_retention_days: u32,
+
+    /// About how many events the Redis stream keeps (`XADD MAXLEN ~`).
+    #[arg(long, env = "OUTBOX_STREAM_MAXLEN", default_value_t = 100_000)]
+    pub outbox_stream_maxlen: u64,
+}
+
+/// Secrets and passwords never reach a log through `{:?}`.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |set: bool| if set { "<hidden>" } else { "<none>" };
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("environment", &self.environment)
+            .field("manifest_dir", &self.manifest_dir)
+            .field("component_dir", &self.component_dir)
+            .field("admin_token", &hidden(self.admin_token.is_some()))
+            .field("order_ttl_seconds", &self.order_ttl_seconds)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("coupon_issue_strategy", &self.coupon_issue_strategy)
+            .field("jwt_secret", &hidden(self.jwt_secret.is_some()))
+            .field("jwt_jwks", &self.jwt_jwks.as_deref().map(redact_url))
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout_ms", &self.header_timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL with its password, if any, replaced: for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// How issuance uses Redis (`COUPON_ISSUE_STRATEGY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum IssueStrategy {
+    /// A Redis script takes one from the remaining count, then PostgreSQL
+    /// records it.
+    Reserve,
+    /// A fenced Redis lock per coupon around the PostgreSQL transaction: the
+    /// older design, kept for comparison.
+    Lock,
+}
+
+impl IssueStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueStrategy::Reserve => "reserve",
+            IssueStrategy::Lock => "lock",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/commerce"),
+            "postgres://app:***@db:5432/commerce"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        let settings = Settings {
+            admin_token: Some("admin-secret".into()),
+            jwt_secret: Some("jwt-secret-jwt-secret-jwt-secret!".into()),
+            database_url: "postgres://app:s3cret@db/commerce".into(),
+            ..Settings::defaults()
+        };
+        let shown = format!("{settings:?}");
+        for secret in ["admin-secret", "jwt-secret", "s3cret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
 }
 
 impl Settings {

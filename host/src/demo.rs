@@ -2,9 +2,15 @@
 //! fifty products in several categories and an open coupon, loaded only into
 //! an empty database.
 
-use sqlx::PgPool;
+use crate::{
+    catalog, coupons,
+    identity::{Acting, Signer},
+    points,
+    state::AppState,
+};
 
-use crate::{catalog, coupons, points, users};
+/// How long the tokens printed for the demo users last.
+const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 const USERS: &[(&str, i64)] = &[("kim", 500_000), ("lee", 120_000), ("park", 30_000)];
 
@@ -92,7 +98,8 @@ const CATALOGUE: &[(&str, &[&str], i64)] = &[
 ];
 
 /// Loads the demo data unless the database already has users or products.
-pub async fn load_if_empty(db: &PgPool) -> anyhow::Result<()> {
+pub async fn load_if_empty(state: &AppState) -> anyhow::Result<()> {
+    let db = &state.db;
     let empty: bool = sqlx::query_scalar(
         "select not exists (select 1 from users) and not exists (select 1 from products)",
     )
@@ -103,37 +110,34 @@ pub async fn load_if_empty(db: &PgPool) -> anyhow::Result<()> {
         return Ok(());
     }
     for (name, points) in USERS {
-        let user = users::create(db, name).await?;
-        points::charge(
-            db,
-            user.id,
-            (*points).min(*points::CHARGE_RANGE.end()),
-            None,
-        )
-        .await?;
+        let user = state.users.create(name).await?;
+        let amount = (*points).min(*points::CHARGE_RANGE.end());
+        state
+            .points
+            .charge(Acting::system(user.id), amount, None)
+            .await?;
     }
     let mut loaded = 0;
     for (category, names, base_price) in CATALOGUE {
         for (i, name) in names.iter().enumerate() {
             let step = i64::try_from(i).unwrap_or(0);
-            catalog::create(
-                db,
-                catalog::NewProduct {
+            state
+                .catalog
+                .create(catalog::NewProduct {
                     name: (*name).to_owned(),
                     category: (*category).to_owned(),
                     price: base_price + step * 1_500,
                     // A sold-out product in every category shows the in_stock filter.
                     stock: if i == 3 { 0 } else { 20 + step * 10 },
-                },
-            )
-            .await?;
+                })
+                .await?;
             loaded += 1;
         }
     }
     let now = chrono::Utc::now();
-    coupons::create(
-        db,
-        coupons::NewCoupon {
+    state
+        .coupons
+        .create(coupons::NewCoupon {
             name: "Opening month 10%".to_owned(),
             discount: coupons::Discount {
                 kind: coupons::DiscountKind::Percent,
@@ -144,14 +148,38 @@ pub async fn load_if_empty(db: &PgPool) -> anyhow::Result<()> {
             min_order_amount: 0,
             valid_from: now,
             valid_until: now + chrono::Duration::days(30),
-        },
-    )
-    .await?;
+        })
+        .await?;
     tracing::info!(
         users = USERS.len(),
         products = loaded,
         coupons = 1,
         "loaded demo data"
     );
+    Ok(())
+}
+
+/// Prints a token for each demo user (and an admin one), so a newcomer can
+/// call the API with user authentication on.
+pub async fn print_tokens(state: &AppState, signer: &Signer) -> anyhow::Result<()> {
+    let names: Vec<&str> = USERS.iter().map(|(name, _)| *name).collect();
+    let users: Vec<(i64, String)> =
+        sqlx::query_as("select id, name from users where name = any($1) order by id")
+            .bind(&names)
+            .fetch_all(&state.db)
+            .await?;
+    println!("demo user tokens (valid 24h), for `Authorization: Bearer <token>`:");
+    for (id, name) in &users {
+        println!(
+            "  {name} (user {id}): {}",
+            signer.issue(*id, false, TOKEN_TTL)?
+        );
+    }
+    if let Some((id, name)) = users.first() {
+        println!(
+            "  {name} as admin (user {id}, role admin): {}",
+            signer.issue(*id, true, TOKEN_TTL)?
+        );
+    }
     Ok(())
 }

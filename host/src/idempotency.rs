@@ -6,25 +6,23 @@
 //! or holds the answer to replay. A transaction-scoped advisory lock on the
 //! key tells a concurrent repeat that the first is still running, without
 //! leaving anything behind if the process dies.
+//!
+//! A repeat answers from what was stored, whatever changed since: the
+//! coupon its order used, the stock it took, a swapped policy. So a use case
+//! looks its key up ([`before_checks`]) before any check that reads changing
+//! state, and claims it again in the transaction that writes.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
-use axum::{
-    http::{HeaderName, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 
 /// Keys are kept at least this long.
 pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Header set on a replayed response.
-pub const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// A request that carried an `Idempotency-Key`.
 #[derive(Debug, Clone)]
@@ -65,22 +63,10 @@ impl IdempotentRequest {
 /// A response stored under a key.
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
-    pub status: StatusCode,
+    /// The HTTP status it was first sent with.
+    pub status: u16,
     /// A JSON document, as it was first sent.
     pub body: Vec<u8>,
-}
-
-impl IntoResponse for StoredResponse {
-    fn into_response(self) -> Response {
-        let headers = [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (REPLAYED_HEADER, HeaderValue::from_static("true")),
-        ];
-        (self.status, headers, self.body).into_response()
-    }
 }
 
 /// What an idempotent use case produced: a new result, or the stored answer
@@ -91,14 +77,45 @@ pub enum Outcome<T> {
     Replayed(StoredResponse),
 }
 
-impl<T: Serialize> Outcome<T> {
-    /// The response: `status` with the fresh body, or the stored one as it was.
-    pub fn into_response_with(self, status: StatusCode) -> Response {
-        match self {
-            Outcome::Fresh(body) => (status, axum::Json(body)).into_response(),
-            Outcome::Replayed(stored) => stored.into_response(),
+/// Whether a request's checks ran, or its key already held the answer.
+pub enum Checked<T> {
+    Passed(T),
+    Answered(StoredResponse),
+}
+
+/// Runs `checks` (reads of changing state, policy calls) unless the key
+/// already holds an answer, which is returned instead. When a check fails,
+/// the key is looked at again under its lock: a repeat that raced its first
+/// request answers `IDEMPOTENCY_KEY_IN_PROGRESS` or the stored answer, never
+/// the error a check sees in the state the first request left.
+pub async fn before_checks<T>(
+    db: &PgPool,
+    key: Option<&IdempotentRequest>,
+    checks: impl Future<Output = Result<T>>,
+) -> Result<Checked<T>> {
+    let Some(key) = key else {
+        return checks.await.map(Checked::Passed);
+    };
+    if let Some(stored) = peek(db, key).await? {
+        return Ok(Checked::Answered(stored));
+    }
+    match checks.await {
+        Ok(passed) => Ok(Checked::Passed(passed)),
+        Err(failure) => {
+            // The transaction only holds the key's lock while it looks.
+            let mut tx = db.begin().await?;
+            match claim(&mut tx, key).await? {
+                Some(stored) => Ok(Checked::Answered(stored)),
+                None => Err(failure),
+            }
         }
     }
+}
+
+/// The stored answer, without taking the key.
+async fn peek(db: &PgPool, request: &IdempotentRequest) -> Result<Option<StoredResponse>> {
+    let mut conn = db.acquire().await?;
+    lookup(&mut conn, request).await
 }
 
 /// Takes the key for this transaction. Returns the stored response when the
@@ -108,14 +125,23 @@ impl<T: Serialize> Outcome<T> {
 pub async fn claim(
     tx: &mut PgConnection,
     request: &IdempotentRequest,
-) -> ApiResult<Option<StoredResponse>> {
+) -> Result<Option<StoredResponse>> {
     let locked: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
         .bind(request.lock_id())
         .fetch_one(&mut *tx)
         .await?;
     if !locked {
-        return Err(ApiError::IdempotencyKeyInProgress);
+        return Err(Error::IdempotencyKeyInProgress);
     }
+    lookup(tx, request).await
+}
+
+/// The stored answer under the key; `IDEMPOTENCY_KEY_REUSED` when it
+/// answered a different request.
+async fn lookup(
+    conn: &mut PgConnection,
+    request: &IdempotentRequest,
+) -> Result<Option<StoredResponse>> {
     let stored: Option<(Vec<u8>, i16, Vec<u8>)> = sqlx::query_as(
         "select request_hash, response_status, response_body
            from idempotency_keys
@@ -123,16 +149,13 @@ pub async fn claim(
     )
     .bind(request.user_id)
     .bind(&request.key)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(conn)
     .await?;
     match stored {
         None => Ok(None),
-        Some((hash, _, _)) if hash != request.request_hash => Err(ApiError::IdempotencyKeyReused),
+        Some((hash, _, _)) if hash != request.request_hash => Err(Error::IdempotencyKeyReused),
         Some((_, status, body)) => Ok(Some(StoredResponse {
-            status: u16::try_from(status)
-                .ok()
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::OK),
+            status: u16::try_from(status).unwrap_or(200),
             body,
         })),
     }
@@ -142,10 +165,10 @@ pub async fn claim(
 pub async fn store(
     tx: &mut PgConnection,
     request: &IdempotentRequest,
-    status: StatusCode,
+    status: u16,
     body: &impl Serialize,
-) -> ApiResult<()> {
-    let body = serde_json::to_vec(body).map_err(|err| ApiError::Internal(err.into()))?;
+) -> Result<()> {
+    let body = serde_json::to_vec(body).map_err(|err| Error::Internal(err.into()))?;
     sqlx::query(
         "insert into idempotency_keys (user_id, key, request_hash, response_status, response_body)
          values ($1, $2, $3, $4, $5)",
@@ -153,7 +176,7 @@ pub async fn store(
     .bind(request.user_id)
     .bind(&request.key)
     .bind(request.request_hash.as_slice())
-    .bind(status.as_u16() as i16)
+    .bind(status as i16)
     .bind(body)
     .execute(&mut *tx)
     .await?;
@@ -161,7 +184,7 @@ pub async fn store(
 }
 
 /// Deletes keys past their retention, every few minutes, until cancelled.
-pub async fn prune_periodically(db: PgPool, stop: CancellationToken) {
+pub(crate) async fn prune_periodically(db: PgPool, stop: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(300));
     loop {
         tokio::select! {

@@ -9,21 +9,26 @@ pub mod config;
 pub mod coupons;
 pub mod db;
 pub mod demo;
+pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod identity;
 pub mod orders;
 pub mod outbox;
 pub mod paging;
-pub mod payments;
 pub mod points;
 pub mod policy;
 pub mod popular;
 pub mod quote;
 pub mod seed;
 pub mod state;
+pub mod tasks;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod users;
 pub mod validate;
 
 pub use application::Application;
 pub use config::Settings;
+pub use error::{Error, Result};

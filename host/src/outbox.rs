@@ -5,6 +5,10 @@
 //! Instances relay side by side: `for update skip locked` gives each row to
 //! one of them. A relay that dies after publishing and before marking the
 //! row publishes it again later with the same `event_id`; consumers dedupe.
+//!
+//! Neither store grows without bound: the stream keeps about
+//! `OUTBOX_STREAM_MAXLEN` entries (`XADD MAXLEN ~`), and published rows are
+//! deleted after `OUTBOX_RETENTION_DAYS`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,7 +17,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{http::error::ApiResult, state::Redis};
+use crate::{error::Result, state::Redis};
 
 /// Rows published per transaction.
 const BATCH: i64 = 200;
@@ -21,15 +25,27 @@ const BATCH: i64 = 200;
 /// other instances, or Redis coming back).
 const POLL: Duration = Duration::from_millis(500);
 
+/// How often published rows past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// How much each store keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// About how many entries the stream keeps.
+    pub stream_maxlen: u64,
+    /// Days a published row is kept.
+    pub days: u32,
+}
+
 /// The stream events go to, under the deployment's prefix.
 pub fn stream(redis: &Redis) -> String {
     redis.key("events:orders")
 }
 
 /// Writes an event about an order in the caller's transaction.
-pub async fn record(tx: &mut PgConnection, kind: &str, order: &impl Serialize) -> ApiResult<()> {
-    let payload = serde_json::to_value(order)
-        .map_err(|err| crate::http::error::ApiError::Internal(err.into()))?;
+pub async fn record(tx: &mut PgConnection, kind: &str, order: &impl Serialize) -> Result<()> {
+    let payload =
+        serde_json::to_value(order).map_err(|err| crate::error::Error::Internal(err.into()))?;
     let order_id = payload["id"].as_i64().unwrap_or_default();
     sqlx::query("insert into outbox (type, order_id, payload) values ($1, $2, $3)")
         .bind(kind)
@@ -51,7 +67,7 @@ struct Event {
 }
 
 /// Publishes one batch; the number of events published.
-pub async fn publish_batch(db: &PgPool, redis: &Redis) -> anyhow::Result<usize> {
+async fn publish_batch(db: &PgPool, redis: &Redis, maxlen: u64) -> anyhow::Result<usize> {
     let mut tx = db.begin().await?;
     let events: Vec<Event> = sqlx::query_as(
         "select id, event_id, type, order_id, payload
@@ -72,6 +88,9 @@ pub async fn publish_batch(db: &PgPool, redis: &Redis) -> anyhow::Result<usize> 
     for event in &events {
         pipe.cmd("XADD")
             .arg(&stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(maxlen)
             .arg("*")
             .arg("event_id")
             .arg(event.event_id.to_string())
@@ -96,10 +115,21 @@ pub async fn publish_batch(db: &PgPool, redis: &Redis) -> anyhow::Result<usize> 
 
 /// Relays until cancelled: woken after a commit that wrote events, and every
 /// half second. While Redis is down events wait in PostgreSQL.
-pub async fn relay(db: PgPool, redis: Redis, wake: Arc<Notify>, stop: CancellationToken) {
+pub(crate) async fn relay(
+    db: PgPool,
+    redis: Redis,
+    wake: Arc<Notify>,
+    retention: Retention,
+    stop: CancellationToken,
+) {
     let mut failures = 0u32;
+    let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
-        let published = publish_batch(&db, &redis).await;
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(tokio::time::Instant::now());
+            prune(&db, retention.days).await;
+        }
+        let published = publish_batch(&db, &redis, retention.stream_maxlen).await;
         let pause = match published {
             Ok(n) if n as i64 == BATCH => {
                 failures = 0;
@@ -125,5 +155,26 @@ pub async fn relay(db: PgPool, redis: Redis, wake: Arc<Notify>, stop: Cancellati
             () = wake.notified() => {}
             () = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+/// Deletes published rows older than `days`.
+async fn prune(db: &PgPool, days: u32) {
+    let pruned = sqlx::query(
+        "delete from outbox
+          where published_at is not null and published_at < now() - make_interval(days => $1)",
+    )
+    .bind(days as i32)
+    .execute(db)
+    .await;
+    match pruned {
+        Ok(done) if done.rows_affected() > 0 => {
+            tracing::info!(
+                events = done.rows_affected(),
+                "pruned published outbox events"
+            );
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%err, "cannot prune the outbox"),
     }
 }

@@ -3,12 +3,16 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 
 pub const DEFAULT_SIZE: u32 = 20;
 pub const MAX_SIZE: u32 = 100;
-/// Deepest page served; deeper offsets cost the database more than they are worth.
+/// Deepest page number accepted.
 pub const MAX_PAGE: u32 = 100_000;
+/// Most rows skipped to reach a page (`page` x `size`): a deeper offset makes
+/// the database read and drop every row before it, so no public query may
+/// ask for one (the statement timeout would be its only bound).
+pub const MAX_OFFSET: u64 = 10_000;
 
 /// The paging query parameters, validated by [`PageQuery::validate`].
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
@@ -23,14 +27,19 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn validate(self) -> ApiResult<PageRequest> {
+    pub fn validate(self) -> Result<PageRequest> {
         let page = self.page.unwrap_or(0);
         let size = self.size.unwrap_or(DEFAULT_SIZE);
         if !(1..=MAX_SIZE).contains(&size) {
-            return Err(ApiError::invalid(format!("size must be 1-{MAX_SIZE}")));
+            return Err(Error::invalid(format!("size must be 1-{MAX_SIZE}")));
         }
         if page > MAX_PAGE {
-            return Err(ApiError::invalid(format!("page must be 0-{MAX_PAGE}")));
+            return Err(Error::invalid(format!("page must be 0-{MAX_PAGE}")));
+        }
+        if u64::from(page) * u64::from(size) > MAX_OFFSET {
+            return Err(Error::invalid(format!(
+                "page x size must be at most {MAX_OFFSET}; narrow the query instead"
+            )));
         }
         Ok(PageRequest { page, size })
     }

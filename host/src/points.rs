@@ -6,15 +6,15 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
     idempotency::{self, IdempotentRequest, Outcome},
+    identity::Acting,
     paging::{Page, PageRequest},
     users,
 };
@@ -52,14 +52,43 @@ pub struct HistoryEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// The points service: a user's wallet and its history.
+pub struct Points {
+    db: PgPool,
+}
+
+impl Points {
+    pub(crate) fn new(db: PgPool) -> Self {
+        Self { db }
+    }
+
+    pub async fn balance(&self, of: Acting) -> Result<Balance> {
+        balance(&self.db, of.user_id()).await
+    }
+
+    /// Adds `amount` to the wallet, under an idempotency key when given.
+    pub async fn charge(
+        &self,
+        to: Acting,
+        amount: i64,
+        key: Option<&IdempotentRequest>,
+    ) -> Result<Outcome<Balance>> {
+        charge(&self.db, to.user_id(), amount, key).await
+    }
+
+    pub async fn history(&self, of: Acting, page: PageRequest) -> Result<Page<HistoryEntry>> {
+        history(&self.db, of.user_id(), page).await
+    }
+}
+
 /// A wallet as read for an optimistic update.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct Wallet {
+pub(crate) struct Wallet {
     pub balance: i64,
     pub version: i64,
 }
 
-pub async fn balance(db: &PgPool, user_id: i64) -> ApiResult<Balance> {
+async fn balance(db: &PgPool, user_id: i64) -> Result<Balance> {
     let balance: Option<i64> =
         sqlx::query_scalar("select balance from point_wallets where user_id = $1")
             .bind(user_id)
@@ -67,18 +96,17 @@ pub async fn balance(db: &PgPool, user_id: i64) -> ApiResult<Balance> {
             .await?;
     balance
         .map(|balance| Balance { user_id, balance })
-        .ok_or(ApiError::UserNotFound(user_id))
+        .ok_or(Error::UserNotFound(user_id))
 }
 
-/// Adds `amount` to the user's wallet, under an idempotency key when given.
-pub async fn charge(
+async fn charge(
     db: &PgPool,
     user_id: i64,
     amount: i64,
     key: Option<&IdempotentRequest>,
-) -> ApiResult<Outcome<Balance>> {
+) -> Result<Outcome<Balance>> {
     if !CHARGE_RANGE.contains(&amount) {
-        return Err(ApiError::InvalidAmount(format!(
+        return Err(Error::InvalidAmount(format!(
             "amount must be between {} and {}",
             CHARGE_RANGE.start(),
             CHARGE_RANGE.end()
@@ -94,7 +122,7 @@ pub async fn charge(
         let wallet = read_wallet(&mut tx, user_id).await?;
         let balance = wallet.balance + amount;
         if balance > MAX_BALANCE {
-            return Err(ApiError::InvalidAmount(format!(
+            return Err(Error::InvalidAmount(format!(
                 "the balance would pass {MAX_BALANCE}"
             )));
         }
@@ -105,35 +133,35 @@ pub async fn charge(
         }
         let result = Balance { user_id, balance };
         if let Some(key) = key {
-            idempotency::store(&mut tx, key, StatusCode::OK, &result).await?;
+            idempotency::store(&mut tx, key, 200, &result).await?;
         }
         tx.commit().await?;
         return Ok(Outcome::Fresh(result));
     }
     metrics::counter!("points_concurrent_update_total").increment(1);
-    Err(ApiError::ConcurrentUpdate)
+    Err(Error::ConcurrentUpdate)
 }
 
 /// Reads the wallet a following [`apply`] will update.
-pub async fn read_wallet(conn: &mut PgConnection, user_id: i64) -> ApiResult<Wallet> {
+pub(crate) async fn read_wallet(conn: &mut PgConnection, user_id: i64) -> Result<Wallet> {
     sqlx::query_as("select balance, version from point_wallets where user_id = $1")
         .bind(user_id)
         .fetch_optional(conn)
         .await?
-        .ok_or(ApiError::UserNotFound(user_id))
+        .ok_or(Error::UserNotFound(user_id))
 }
 
 /// Moves the wallet from `read` by `amount` (taken off for a use) and writes
 /// the history row. `false` when another writer changed the wallet since it
 /// was read: nothing was written.
-pub async fn apply(
+pub(crate) async fn apply(
     conn: &mut PgConnection,
     user_id: i64,
     read: Wallet,
     kind: Kind,
     amount: i64,
     order_id: Option<i64>,
-) -> ApiResult<bool> {
+) -> Result<bool> {
     let balance_after = match kind {
         Kind::Charge | Kind::Refund => read.balance + amount,
         Kind::Use => read.balance - amount,
@@ -172,11 +200,7 @@ async fn lost_race_pause(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
-pub async fn history(
-    db: &PgPool,
-    user_id: i64,
-    page: PageRequest,
-) -> ApiResult<Page<HistoryEntry>> {
+async fn history(db: &PgPool, user_id: i64, page: PageRequest) -> Result<Page<HistoryEntry>> {
     let mut conn = db.acquire().await?;
     users::ensure_exists(&mut conn, user_id).await?;
     let items = sqlx::query_as(

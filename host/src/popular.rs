@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use crate::{http::error::ApiResult, state::Redis};
+use crate::{error::Result, state::Redis};
 
 pub const DAYS: std::ops::RangeInclusive<u32> = 1..=30;
 pub const LIMIT: std::ops::RangeInclusive<u32> = 1..=50;
@@ -37,7 +37,7 @@ fn cache_key(redis: &Redis, days: u32) -> String {
 }
 
 /// The top `limit` for `days`: the cached top 50 when fresh, else the query.
-pub async fn top(db: &PgPool, redis: &Redis, days: u32, limit: u32) -> ApiResult<Popular> {
+pub async fn top(db: &PgPool, redis: &Redis, days: u32, limit: u32) -> Result<Popular> {
     let key = cache_key(redis, days);
     let mut conn = redis.conn.clone();
     let cached: Option<String> = tokio::time::timeout(CACHE_TIMEOUT, conn.get(&key))
@@ -63,7 +63,7 @@ pub async fn top(db: &PgPool, redis: &Redis, days: u32, limit: u32) -> ApiResult
     Ok(Popular { days, items })
 }
 
-async fn query(db: &PgPool, days: u32) -> ApiResult<Vec<PopularProduct>> {
+async fn query(db: &PgPool, days: u32) -> Result<Vec<PopularProduct>> {
     Ok(sqlx::query_as(
         "select row_number() over (order by sum(l.quantity) desc, p.id) as rank,
                 p.id as product_id, p.name, p.price, sum(l.quantity)::bigint as sold_quantity

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
     policy::{
         LoadedPolicy, PolicyError,
         bindings::{
@@ -87,20 +87,18 @@ struct CatalogueLine {
 }
 
 /// Checks the cart's shape; the order rules judge the rest.
-pub fn validate(items: &[CartItem]) -> ApiResult<()> {
+pub fn validate(items: &[CartItem]) -> Result<()> {
     if items.is_empty() || items.len() > MAX_LINES {
-        return Err(ApiError::invalid(format!(
+        return Err(Error::invalid(format!(
             "items must have 1-{MAX_LINES} lines"
         )));
     }
     for item in items {
         if item.product_id < 1 {
-            return Err(ApiError::invalid("product_id must be a positive id"));
+            return Err(Error::invalid("product_id must be a positive id"));
         }
         if !(1..=MAX_QUANTITY).contains(&item.quantity) {
-            return Err(ApiError::invalid(format!(
-                "quantity must be 1-{MAX_QUANTITY}"
-            )));
+            return Err(Error::invalid(format!("quantity must be 1-{MAX_QUANTITY}")));
         }
     }
     Ok(())
@@ -131,7 +129,7 @@ struct HeldCoupon {
 
 /// The terms of the user's coupon `id`, if it may be used now:
 /// `COUPON_UNAVAILABLE` when it is another user's, used, or not valid now.
-async fn usable_coupon(db: &PgPool, user_id: i64, id: i64) -> ApiResult<CouponTerms> {
+async fn usable_coupon(db: &PgPool, user_id: i64, id: i64) -> Result<CouponTerms> {
     let held: Option<HeldCoupon> = sqlx::query_as(
         "select uc.user_id, uc.status, c.id as coupon_id, c.name, c.discount_kind,
                 c.discount_value, c.max_amount, c.min_order_amount, c.valid_from, c.valid_until
@@ -142,17 +140,17 @@ async fn usable_coupon(db: &PgPool, user_id: i64, id: i64) -> ApiResult<CouponTe
     .bind(id)
     .fetch_optional(db)
     .await?;
-    let held = held.filter(|held| held.user_id == user_id).ok_or_else(|| {
-        ApiError::CouponUnavailable(format!("user coupon {id} is not this user's"))
-    })?;
+    let held = held
+        .filter(|held| held.user_id == user_id)
+        .ok_or_else(|| Error::CouponUnavailable(format!("user coupon {id} is not this user's")))?;
     if held.status != "available" {
-        return Err(ApiError::CouponUnavailable(format!(
+        return Err(Error::CouponUnavailable(format!(
             "user coupon {id} is already used"
         )));
     }
     let now = Utc::now();
     if now < held.valid_from || now >= held.valid_until {
-        return Err(ApiError::CouponUnavailable(format!(
+        return Err(Error::CouponUnavailable(format!(
             "user coupon {id} is not valid now"
         )));
     }
@@ -177,14 +175,9 @@ pub async fn gather(
     user_id: i64,
     items: &[CartItem],
     user_coupon_id: Option<i64>,
-) -> ApiResult<PolicyInputs> {
+) -> Result<PolicyInputs> {
     validate(items)?;
-    let user: Option<(i64, chrono::DateTime<Utc>)> =
-        sqlx::query_as("select id, created_at from users where id = $1")
-            .bind(user_id)
-            .fetch_optional(db)
-            .await?;
-    let (id, created_at) = user.ok_or(ApiError::UserNotFound(user_id))?;
+    let user = crate::users::facts(db, user_id).await?;
     let ids: Vec<i64> = items.iter().map(|item| item.product_id).collect();
     let products: Vec<CatalogueLine> =
         sqlx::query_as("select id, name, category, price from products where id = any($1)")
@@ -197,7 +190,7 @@ pub async fn gather(
     for item in items {
         let product = products
             .get(&item.product_id)
-            .ok_or(ApiError::ProductNotFound(item.product_id))?;
+            .ok_or(Error::ProductNotFound(item.product_id))?;
         lines.push(Line {
             product_id: product.id as u64,
             name: product.name.clone(),
@@ -212,12 +205,7 @@ pub async fn gather(
         None => None,
     };
     Ok(PolicyInputs {
-        user: UserFacts {
-            id: id as u64,
-            created_at: created_at.timestamp(),
-            paid_orders: crate::users::paid_orders(db, user_id).await?,
-            lifetime_spend: crate::users::lifetime_spend(db, user_id).await?,
-        },
+        user,
         lines,
         coupon,
         names,
@@ -225,13 +213,13 @@ pub async fn gather(
 }
 
 /// Runs the policies on a blocking thread: a policy call is CPU work.
-pub async fn evaluate(policies: Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
+pub async fn evaluate(policies: Policies, inputs: PolicyInputs) -> Result<Quote> {
     crate::policy::evaluate(move || evaluate_now(&policies, inputs))
         .await
-        .map_err(ApiError::Internal)?
+        .map_err(Error::Internal)?
 }
 
-fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
+fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> Result<Quote> {
     let now = Utc::now().timestamp();
     // Each input is built with the slot's configuration as the policy will
     // see it, so that the order records exactly what was asked.
@@ -266,7 +254,7 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
                     }
                     .into());
                 }
-                Err(reason) => return Err(ApiError::CouponNotApplicable(reason)),
+                Err(reason) => return Err(Error::CouponNotApplicable(reason)),
             }
         }
     };
@@ -282,7 +270,7 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> ApiResult<Quote> {
     };
     let violations = policies.order_rules.check_order(order.clone())?;
     if !violations.is_empty() {
-        return Err(ApiError::OrderRejected(
+        return Err(Error::OrderRejected(
             violations.into_iter().map(Into::into).collect(),
         ));
     }
@@ -328,9 +316,9 @@ fn priced_lines(
     policy: &Arc<LoadedPolicy>,
     lines: &[Line],
     prices: &[LinePrice],
-) -> ApiResult<Vec<PricedLine>> {
+) -> Result<Vec<PricedLine>> {
     let invalid = |why: String| {
-        ApiError::from(PolicyError::Unavailable {
+        Error::from(PolicyError::Unavailable {
             slot: policy.info.slot,
             policy: policy.label(),
             reason: format!("answered invalidly: {why}"),

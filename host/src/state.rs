@@ -6,7 +6,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
-use crate::{config::Settings, policy::service::PolicyService};
+use crate::{
+    catalog::Catalog, config::Settings, coupons::Coupons, identity::Identity, orders::Orders,
+    points::Points, policy::service::PolicyService, users::Users,
+};
 
 /// The process's resources, shared by every request: a clone is one
 /// reference count, and a request clones it at least once.
@@ -27,20 +30,20 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// Handles to the process's resources.
+/// The process's services, each owning its handles and the effects that
+/// follow its writes; a handler parses, calls one of them and answers.
 pub struct Resources {
+    pub identity: Arc<Identity>,
+    pub users: Users,
+    pub points: Points,
+    pub catalog: Arc<Catalog>,
+    pub coupons: Arc<Coupons>,
+    pub orders: Arc<Orders>,
+    pub policies: Arc<PolicyService>,
+    /// For readiness checks.
     pub db: PgPool,
     pub redis: Redis,
-    /// `None` closes the admin API.
-    pub admin_token: Option<Arc<str>>,
     pub metrics: PrometheusHandle,
-    pub policies: Arc<PolicyService>,
-    /// Coupon issuance's own state: Redis's health, waiters for coupon locks.
-    pub coupons: Arc<crate::coupons::Issuance>,
-    /// Recent catalogue pages and totals.
-    pub catalog: crate::catalog::ReadCache,
-    /// Wakes this instance's outbox relay after a commit that wrote events.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
     pub settings: Arc<Settings>,
 }
 

@@ -1,19 +1,19 @@
 //! Checks shared by every endpoint that stores text.
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 
 /// Trims `value` and checks it is 1-`max` characters with no control
 /// characters (PostgreSQL cannot store NUL, and no name needs a tab).
-pub fn text<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
+pub fn text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str> {
     let value = value.trim();
     let length = value.chars().count();
     if length == 0 || length > max {
-        return Err(ApiError::invalid(format!(
+        return Err(Error::invalid(format!(
             "{field} must be 1-{max} characters"
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
+        return Err(Error::invalid(format!(
             "{field} must not contain control characters"
         )));
     }
@@ -22,14 +22,14 @@ pub fn text<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
 
 /// The same for an optional search term, which may be empty but not longer
 /// than `max` and without control characters.
-pub fn search<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
+pub fn search<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str> {
     if value.chars().count() > max {
-        return Err(ApiError::invalid(format!(
+        return Err(Error::invalid(format!(
             "{field} must be at most {max} characters"
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
+        return Err(Error::invalid(format!(
             "{field} must not contain control characters"
         )));
     }

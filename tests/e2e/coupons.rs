@@ -13,13 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use commerce::{
-    coupons::{
-        IssueStrategy,
-        lock::{self, Fenced, LOCK_TTL},
-    },
-    state::Redis,
-};
+use commerce::{coupons::IssueStrategy, state::Redis};
 use commerce_tests::*;
 use redis::aio::ConnectionManager;
 use reqwest::{Method, StatusCode};
@@ -284,64 +278,6 @@ async fn the_reserve_state_is_rebuilt_from_postgresql_and_matches_it() {
         ttl > 0,
         "the state expires, so a leaked reservation returns"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lock_holder_whose_lease_ran_out_cannot_write() {
-    let deployment = Deployment::start().await;
-    let coupon = deployment
-        .app()
-        .create_coupon(&open_coupon("fenced", 10))
-        .await;
-    let users = users(&deployment.db, 2).await;
-    let redis = redis_at(&redis_url(), &deployment.redis_prefix).await;
-    let db = &deployment.db;
-
-    let first = lock::try_acquire(&redis, coupon.id, "first", Duration::from_millis(100), 0)
-        .await
-        .expect("Redis answers")
-        .expect("the lock is free");
-    // The first holder pauses past its lease...
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // ...so another takes the lock and writes.
-    let second = lock::try_acquire(&redis, coupon.id, "second", LOCK_TTL, 0)
-        .await
-        .expect("Redis answers")
-        .expect("the lease ran out, so the lock is free");
-    assert!(second.token > first.token, "fencing tokens rise");
-    let written = lock::write(db, coupon.id, users[0], &second)
-        .await
-        .expect("the write succeeds");
-    assert!(matches!(written, Fenced::Issued(_)), "{written:?}");
-
-    // The first holder wakes up and tries its write: refused, nothing written.
-    let stale = lock::write(db, coupon.id, users[1], &first)
-        .await
-        .expect("a refusal, not an error");
-    match stale {
-        Fenced::Stale { fence } => assert_eq!(fence, second.token),
-        other => panic!("a stale lease wrote: {other:?}"),
-    }
-    assert!(
-        !first.release(&redis).await.expect("Redis answers"),
-        "a lost lease does not release the new holder's lock"
-    );
-    assert!(second.release(&redis).await.expect("Redis answers"));
-
-    let rows: Vec<i64> =
-        sqlx::query_scalar("select user_id from user_coupons where coupon_id = $1")
-            .bind(coupon.id)
-            .fetch_all(db)
-            .await
-            .expect("rows");
-    assert_eq!(rows, [users[0]]);
-    let (issued, fence): (i32, i64) =
-        sqlx::query_as("select issued_quantity, fence from coupons where id = $1")
-            .bind(coupon.id)
-            .fetch_one(db)
-            .await
-            .expect("the coupon");
-    assert_eq!((issued, fence), (1, second.token));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -945,60 +881,4 @@ async fn the_openapi_document_lists_the_coupon_endpoints() {
             "issue does not document {status}"
         );
     }
-}
-
-/// Issuances recorded together answer as if recorded one by one: a batch
-/// that cannot pass as a whole (more than are left, a second row for a user)
-/// writes nothing and is recorded one by one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issuances_recorded_together_keep_the_total_and_one_per_user() {
-    let deployment = Deployment::start().await;
-    let app = deployment.app();
-    let coupon = app.create_coupon(&open_coupon("three", 3)).await;
-    let users = users(&deployment.db, 5).await;
-    let recorder = commerce::coupons::batch::Recorder::start(deployment.db.clone());
-    let first = [users[0], users[0], users[1]];
-    let answers = futures::future::join_all(
-        first
-            .iter()
-            .map(|&user_id| recorder.record(coupon.id, user_id)),
-    )
-    .await;
-    let issued = answers.iter().filter(|answer| answer.is_ok()).count();
-    let twice = answers
-        .iter()
-        .filter(|answer| {
-            matches!(
-                answer,
-                Err(commerce::http::error::ApiError::CouponAlreadyIssued { .. })
-            )
-        })
-        .count();
-    assert_eq!((issued, twice), (2, 1), "{answers:?}");
-
-    let answers = futures::future::join_all(
-        users[2..]
-            .iter()
-            .map(|&user_id| recorder.record(coupon.id, user_id)),
-    )
-    .await;
-    let issued = answers.iter().filter(|answer| answer.is_ok()).count();
-    let sold_out = answers
-        .iter()
-        .filter(|answer| {
-            matches!(
-                answer,
-                Err(commerce::http::error::ApiError::CouponSoldOut(_))
-            )
-        })
-        .count();
-    assert_eq!((issued, sold_out), (1, 2), "{answers:?}");
-    let coupon = app.coupon(coupon.id).await;
-    assert_eq!((coupon.issued_quantity, coupon.remaining), (3, 0));
-    let rows: i64 = sqlx::query_scalar("select count(*) from user_coupons where coupon_id = $1")
-        .bind(coupon.id)
-        .fetch_one(&deployment.db)
-        .await
-        .expect("a count");
-    assert_eq!(rows, 3);
 }

@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{IssuedCoupon, record};
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 
 /// Most issuances one statement records.
 const MAX_BATCH: usize = 256;
@@ -32,37 +32,42 @@ const MAX_BATCH: usize = 256;
 struct Pending {
     coupon_id: i64,
     user_id: i64,
-    answer: oneshot::Sender<ApiResult<IssuedCoupon>>,
+    answer: oneshot::Sender<Result<IssuedCoupon>>,
 }
 
-/// The handle of a process's recording task; the task ends with it.
+/// Most issuances waiting to be recorded; more wait to be queued.
+const MAX_QUEUED: usize = 10_000;
+
+/// The handle of a process's recording task. The task records what is
+/// queued and ends when the handle is dropped, so shutdown, which awaits
+/// it, never drops a queued issuance.
 pub struct Recorder {
-    queue: mpsc::UnboundedSender<Pending>,
+    queue: mpsc::Sender<Pending>,
 }
 
 impl Recorder {
-    /// Starts the recording task on the current runtime.
-    pub fn start(db: PgPool) -> Self {
-        let (queue, pending) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, pending));
+    /// Starts the recording task among the process's tasks.
+    pub fn start(db: PgPool, tasks: &crate::tasks::Tasks) -> Self {
+        let (queue, pending) = mpsc::channel(MAX_QUEUED);
+        tasks.spawn(run(db, pending));
         Self { queue }
     }
 
     /// Records the issuance, with the issuances queued beside it.
-    pub async fn record(&self, coupon_id: i64, user_id: i64) -> ApiResult<IssuedCoupon> {
+    pub async fn record(&self, coupon_id: i64, user_id: i64) -> Result<IssuedCoupon> {
         let (answer, answered) = oneshot::channel();
         let pending = Pending {
             coupon_id,
             user_id,
             answer,
         };
-        let stopped = || ApiError::ServiceUnavailable("the server is stopping".into());
-        self.queue.send(pending).map_err(|_| stopped())?;
+        let stopped = || Error::ServiceUnavailable("the server is stopping".into());
+        self.queue.send(pending).await.map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
 }
 
-async fn run(db: PgPool, mut pending: mpsc::UnboundedReceiver<Pending>) {
+async fn run(db: PgPool, mut pending: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut by_coupon: BTreeMap<i64, Vec<Pending>> = BTreeMap::new();
@@ -108,7 +113,7 @@ async fn record_together(db: &PgPool, coupon_id: i64, issuances: Vec<Pending>) {
         // same way (it is unavailable, say): all get the answer at once
         // rather than one after another.
         Err(err) => {
-            let answer = ApiError::from(err);
+            let answer = Error::from(err);
             for issuance in issuances {
                 let _ = issuance.answer.send(Err(answer.shared()));
             }
@@ -119,7 +124,7 @@ async fn record_together(db: &PgPool, coupon_id: i64, issuances: Vec<Pending>) {
                 rows.into_iter().map(|row| (row.user_id, row)).collect();
             for issuance in issuances {
                 let answer = rows.remove(&issuance.user_id).ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!(
+                    Error::Internal(anyhow::anyhow!(
                         "user {} has no row in the batch recorded for coupon {coupon_id}",
                         issuance.user_id
                     ))
@@ -134,5 +139,64 @@ async fn record_each(db: &PgPool, coupon_id: i64, issuances: Vec<Pending>) {
     for issuance in issuances {
         let answer = record(db, coupon_id, issuance.user_id).await;
         let _ = issuance.answer.send(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{tasks::Tasks, testing};
+
+    fn count(answers: &[Result<IssuedCoupon>], which: fn(&Result<IssuedCoupon>) -> bool) -> usize {
+        answers.iter().filter(|answer| which(answer)).count()
+    }
+
+    /// Issuances recorded together answer as if recorded one by one: a batch
+    /// that cannot pass as a whole (more than are left, a second row for a
+    /// user) writes nothing and is recorded one by one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issuances_recorded_together_keep_the_total_and_one_per_user() {
+        let db = testing::database().await;
+        let coupon = testing::coupon(&db, 3).await;
+        let users = testing::users(&db, 5).await;
+        let tasks = Tasks::default();
+        let recorder = Recorder::start(db.clone(), &tasks);
+        let first = [users[0], users[0], users[1]];
+        let answers = futures::future::join_all(
+            first
+                .iter()
+                .map(|&user_id| recorder.record(coupon.id, user_id)),
+        )
+        .await;
+        let issued = count(&answers, Result::is_ok);
+        let twice = count(&answers, |answer| {
+            matches!(answer, Err(Error::CouponAlreadyIssued { .. }))
+        });
+        assert_eq!((issued, twice), (2, 1), "{answers:?}");
+
+        let answers = futures::future::join_all(
+            users[2..]
+                .iter()
+                .map(|&user_id| recorder.record(coupon.id, user_id)),
+        )
+        .await;
+        let issued = count(&answers, Result::is_ok);
+        let sold_out = count(&answers, |answer| {
+            matches!(answer, Err(Error::CouponSoldOut(_)))
+        });
+        assert_eq!((issued, sold_out), (1, 2), "{answers:?}");
+        let (issued, rows): (i32, i64) = sqlx::query_as(
+            "select issued_quantity, (select count(*) from user_coupons where coupon_id = $1)
+               from coupons where id = $1",
+        )
+        .bind(coupon.id)
+        .fetch_one(&db)
+        .await
+        .expect("the coupon");
+        assert_eq!((issued, rows), (3, 3));
+
+        // Shutdown waits for the recorder, which ends with its handle.
+        drop(recorder);
+        tasks.shut_down().await;
     }
 }

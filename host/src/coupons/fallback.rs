@@ -9,9 +9,9 @@
 use sqlx::PgPool;
 
 use super::{IssuedCoupon, count_up, holds, insert_holder};
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 
-pub(super) async fn issue(db: &PgPool, coupon_id: i64, user_id: i64) -> ApiResult<IssuedCoupon> {
+pub(super) async fn issue(db: &PgPool, coupon_id: i64, user_id: i64) -> Result<IssuedCoupon> {
     let mut tx = db.begin().await?;
     let remaining: Option<i32> = sqlx::query_scalar(
         "select total_quantity - issued_quantity from coupons where id = $1 for update",
@@ -19,12 +19,12 @@ pub(super) async fn issue(db: &PgPool, coupon_id: i64, user_id: i64) -> ApiResul
     .bind(coupon_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let remaining = remaining.ok_or(ApiError::CouponNotFound(coupon_id))?;
+    let remaining = remaining.ok_or(Error::CouponNotFound(coupon_id))?;
     if holds(&mut tx, coupon_id, user_id).await? {
-        return Err(ApiError::CouponAlreadyIssued { coupon_id, user_id });
+        return Err(Error::CouponAlreadyIssued { coupon_id, user_id });
     }
     if remaining <= 0 {
-        return Err(ApiError::CouponSoldOut(coupon_id));
+        return Err(Error::CouponSoldOut(coupon_id));
     }
     let issued = insert_holder(&mut tx, coupon_id, user_id).await?;
     count_up(&mut tx, coupon_id).await?;

@@ -18,12 +18,12 @@
 //! # What a burst costs
 //! Most of a burst comes when none is left, so that answer is made cheap.
 //! A coupon's terms never change once it is created, so each process keeps
-//! them ([`Issuance::terms`]). Before reading the user's facts or asking the
+//! them ([`Coupons::terms`](super::Coupons)). Before reading the user's facts or asking the
 //! policy, `reserve` looks at the coupon's Redis state (the reserve script,
 //! taking nothing): a holder or an empty count is answered there, one Redis
 //! call in all. And rows are never deleted and `issued_quantity` never goes
 //! down, so a coupon PostgreSQL has seen sold out stays sold out: each
-//! process remembers such coupons ([`Issuance::sold_out`]) and answers them
+//! process remembers such coupons ([`Coupons::sold_out`](super::Coupons)) and answers them
 //! whatever the strategy, asking only whether the user is a holder (Redis,
 //! or one indexed read). An unknown user asking for a coupon that is gone is
 //! told `COUPON_SOLD_OUT`: the coupon-wide answer comes first.
@@ -31,22 +31,18 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use super::{
-    Coupon, Failure, IssueStrategy, IssuedCoupon,
-    batch::Recorder,
-    circuit::Circuit,
-    fallback, lock,
+    Coupon, Coupons, Failure, IssueStrategy, IssuedCoupon, fallback,
     reserve::{self, Look},
 };
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
     policy::{
         Slot,
         bindings::{IssueInput, UserFacts},
     },
-    state::AppState,
+    users,
 };
 
 /// Coupons whose terms, and sold-out coupons, each process keeps; one
@@ -54,32 +50,7 @@ use crate::{
 const COUPONS_KEPT: u64 = 10_000;
 const COUPONS_IDLE: Duration = Duration::from_secs(10 * 60);
 
-/// What issuance keeps between the requests of one process.
-pub struct Issuance {
-    circuit: Circuit,
-    turns: lock::Turns,
-    /// Records `reserve`'s issuances, several per statement in a burst.
-    recorder: Recorder,
-    /// Coupons as first read: their terms are current, their counts are not.
-    terms: moka::future::Cache<i64, Arc<Coupon>>,
-    /// Coupons PostgreSQL counted as sold out.
-    sold_out: moka::future::Cache<i64, ()>,
-}
-
-impl Issuance {
-    /// Starts the process's recording task: call within the runtime.
-    pub fn start(db: PgPool) -> Self {
-        Self {
-            circuit: Circuit::new(),
-            turns: lock::Turns::new(),
-            recorder: Recorder::start(db),
-            terms: kept(),
-            sold_out: kept(),
-        }
-    }
-}
-
-fn kept<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<i64, V> {
+pub(super) fn kept<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<i64, V> {
     moka::future::Cache::builder()
         .max_capacity(COUPONS_KEPT)
         .time_to_idle(COUPONS_IDLE)
@@ -87,22 +58,22 @@ fn kept<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<i64, V> {
 }
 
 /// Issues the coupon to the user, or says why not.
-pub async fn issue(state: &AppState, coupon_id: i64, user_id: i64) -> ApiResult<IssuedCoupon> {
+pub(super) async fn issue(
+    state: &Arc<Coupons>,
+    coupon_id: i64,
+    user_id: i64,
+) -> Result<IssuedCoupon> {
     let state = state.clone();
     // The issuance runs in a task of its own, to its end even when the client
     // goes away: a reservation taken in Redis is then always either committed
     // or given back, never dropped half way.
     tokio::spawn(async move { issue_to_the_end(&state, coupon_id, user_id).await })
         .await
-        .map_err(|err| ApiError::Internal(err.into()))?
+        .map_err(|err| Error::Internal(err.into()))?
 }
 
-async fn issue_to_the_end(
-    state: &AppState,
-    coupon_id: i64,
-    user_id: i64,
-) -> ApiResult<IssuedCoupon> {
-    let terms = &state.coupons.terms;
+async fn issue_to_the_end(state: &Coupons, coupon_id: i64, user_id: i64) -> Result<IssuedCoupon> {
+    let terms = &state.terms;
     let coupon = match terms.get(&coupon_id).await {
         Some(coupon) => coupon,
         None => {
@@ -112,34 +83,34 @@ async fn issue_to_the_end(
         }
     };
     let (path, outcome) = decide(state, &coupon, user_id).await;
-    count(coupon_id, path, &outcome);
+    count(path, &outcome);
     outcome
 }
 
 /// The checks in the order of their answers, then the taking; returns the
 /// path that decided with the outcome.
 async fn decide(
-    state: &AppState,
+    state: &Coupons,
     coupon: &Coupon,
     user_id: i64,
-) -> (&'static str, ApiResult<IssuedCoupon>) {
-    let strategy = state.settings.coupon_issue_strategy;
+) -> (&'static str, Result<IssuedCoupon>) {
+    let strategy = state.strategy;
     let refused = |answer| (strategy.as_str(), Err(answer));
     if let Err(answer) = active(coupon, Utc::now()) {
         return refused(answer);
     }
-    if state.coupons.sold_out.contains_key(&coupon.id) {
+    if state.sold_out.contains_key(&coupon.id) {
         return after_sold_out(state, coupon, user_id).await;
     }
     if strategy == IssueStrategy::Reserve {
         match look(state, coupon.id, user_id).await {
             Some(Look::Holder) => {
-                return refused(ApiError::CouponAlreadyIssued {
+                return refused(Error::CouponAlreadyIssued {
                     coupon_id: coupon.id,
                     user_id,
                 });
             }
-            Some(Look::SoldOut) => return refused(ApiError::CouponSoldOut(coupon.id)),
+            Some(Look::SoldOut) => return refused(Error::CouponSoldOut(coupon.id)),
             Some(Look::Available | Look::Missing) | None => {}
         }
     }
@@ -148,7 +119,7 @@ async fn decide(
         Err(err) => return ("database", Err(err)),
     };
     if remaining <= 0 {
-        state.coupons.sold_out.insert(coupon.id, ()).await;
+        state.sold_out.insert(coupon.id, ()).await;
         return after_sold_out(state, coupon, user_id).await;
     }
     match check(state, coupon, user_id, user).await {
@@ -159,8 +130,8 @@ async fn decide(
 
 /// What the coupon's `reserve` state says of the user, taking nothing;
 /// `None` when Redis is not to be asked, fails, or has no state.
-async fn look(state: &AppState, coupon_id: i64, user_id: i64) -> Option<Look> {
-    let issuance = &state.coupons;
+async fn look(state: &Coupons, coupon_id: i64, user_id: i64) -> Option<Look> {
+    let issuance = state;
     if !issuance.circuit.allows() {
         return None;
     }
@@ -182,52 +153,37 @@ async fn look(state: &AppState, coupon_id: i64, user_id: i64) -> Option<Look> {
 }
 
 /// The coupon's count left, and what the coupon policy may know of the user
-/// (`None`: no such user), in one round trip. The order facts mean what
-/// `users::paid_orders` and `users::lifetime_spend` mean.
-async fn read(
-    state: &AppState,
-    coupon_id: i64,
-    user_id: i64,
-) -> ApiResult<(i32, Option<UserFacts>)> {
+/// (`None`: no such user), in one round trip.
+async fn read(state: &Coupons, coupon_id: i64, user_id: i64) -> Result<(i32, Option<UserFacts>)> {
     #[derive(sqlx::FromRow)]
     struct Read {
         remaining: i32,
-        user_created_at: Option<DateTime<Utc>>,
-        paid_orders: i64,
-        lifetime_spend: i64,
+        #[sqlx(flatten)]
+        facts: users::FactsRow,
     }
-    let read: Option<Read> = sqlx::query_as(
-        "select total_quantity - issued_quantity as remaining,
-                (select created_at from users where id = $2) as user_created_at,
-                paid.orders as paid_orders, paid.spend as lifetime_spend
-           from coupons,
-                (select count(*) as orders, coalesce(sum(total), 0)::bigint as spend
-                   from orders where user_id = $2 and status = 'paid') paid
-          where coupons.id = $1",
-    )
+    let read: Option<Read> = sqlx::query_as(&format!(
+        "select c.total_quantity - c.issued_quantity as remaining, f.*
+           from coupons c, ({}) f
+          where c.id = $1",
+        users::facts_select("$2")
+    ))
     .bind(coupon_id)
     .bind(user_id)
     .fetch_optional(&state.db)
     .await?;
-    let read = read.ok_or(ApiError::CouponNotFound(coupon_id))?;
-    let user = read.user_created_at.map(|created_at| UserFacts {
-        id: user_id as u64,
-        created_at: created_at.timestamp(),
-        paid_orders: u32::try_from(read.paid_orders).unwrap_or(u32::MAX),
-        lifetime_spend: read.lifetime_spend,
-    });
-    Ok((read.remaining, user))
+    let read = read.ok_or(Error::CouponNotFound(coupon_id))?;
+    Ok((read.remaining, read.facts.into_facts(user_id)))
 }
 
 /// What only the user's facts and the policy can refuse.
 async fn check(
-    state: &AppState,
+    state: &Coupons,
     coupon: &Coupon,
     user_id: i64,
     user: Option<UserFacts>,
-) -> ApiResult<()> {
+) -> Result<()> {
     let input = IssueInput {
-        user: user.ok_or(ApiError::UserNotFound(user_id))?,
+        user: user.ok_or(Error::UserNotFound(user_id))?,
         coupon: coupon.terms(),
         now: Utc::now().timestamp(),
         config: Vec::new(),
@@ -235,15 +191,15 @@ async fn check(
     let policy = state.policies.registry.active(Slot::Coupon);
     let decision = crate::policy::evaluate(move || policy.can_issue(input))
         .await
-        .map_err(ApiError::Internal)??;
-    decision.map_err(ApiError::CouponNotEligible)
+        .map_err(Error::Internal)??;
+    decision.map_err(Error::CouponNotEligible)
 }
 
-fn active(coupon: &Coupon, now: DateTime<Utc>) -> ApiResult<()> {
+fn active(coupon: &Coupon, now: DateTime<Utc>) -> Result<()> {
     if coupon.is_active_at(now) {
         return Ok(());
     }
-    Err(ApiError::CouponNotActive(format!(
+    Err(Error::CouponNotActive(format!(
         "coupon {} is valid from {} until {}",
         coupon.id,
         coupon.valid_from.to_rfc3339(),
@@ -256,11 +212,11 @@ fn active(coupon: &Coupon, now: DateTime<Utc>) -> ApiResult<()> {
 /// `reserve` state when there is one and Redis allows, else of PostgreSQL
 /// (always with `lock`, which keeps no holders in Redis).
 async fn after_sold_out(
-    state: &AppState,
+    state: &Coupons,
     coupon: &Coupon,
     user_id: i64,
-) -> (&'static str, ApiResult<IssuedCoupon>) {
-    let strategy = state.settings.coupon_issue_strategy;
+) -> (&'static str, Result<IssuedCoupon>) {
+    let strategy = state.strategy;
     let looked = match strategy {
         IssueStrategy::Reserve => look(state, coupon.id, user_id).await,
         IssueStrategy::Lock => None,
@@ -273,17 +229,17 @@ async fn after_sold_out(
         },
     };
     let answer = if holds {
-        ApiError::CouponAlreadyIssued {
+        Error::CouponAlreadyIssued {
             coupon_id: coupon.id,
             user_id,
         }
     } else {
-        ApiError::CouponSoldOut(coupon.id)
+        Error::CouponSoldOut(coupon.id)
     };
     (path, Err(answer))
 }
 
-async fn holds_in_database(state: &AppState, coupon_id: i64, user_id: i64) -> ApiResult<bool> {
+async fn holds_in_database(state: &Coupons, coupon_id: i64, user_id: i64) -> Result<bool> {
     let mut conn = state.db.acquire().await?;
     super::holds(&mut conn, coupon_id, user_id).await
 }
@@ -291,12 +247,12 @@ async fn holds_in_database(state: &AppState, coupon_id: i64, user_id: i64) -> Ap
 /// Takes one for the user along the path Redis allows; returns the path's
 /// name with the outcome.
 async fn take(
-    state: &AppState,
+    state: &Coupons,
     strategy: IssueStrategy,
     coupon_id: i64,
     user_id: i64,
-) -> (&'static str, ApiResult<IssuedCoupon>) {
-    let issuance = &state.coupons;
+) -> (&'static str, Result<IssuedCoupon>) {
+    let issuance = state;
     if issuance.circuit.allows() {
         let taken = match strategy {
             IssueStrategy::Reserve => {
@@ -304,7 +260,8 @@ async fn take(
                 reserve::issue(&state.redis, &state.db, recorder, coupon_id, user_id).await
             }
             IssueStrategy::Lock => {
-                lock::issue(&state.redis, &state.db, &issuance.turns, coupon_id, user_id).await
+                super::lock::issue(&state.redis, &state.db, &issuance.turns, coupon_id, user_id)
+                    .await
             }
         };
         match taken {
@@ -329,19 +286,20 @@ async fn take(
 /// that decided: `reserve` or `lock` as configured, or `database` when
 /// PostgreSQL alone did (Redis unavailable, or a sold-out coupon's holder
 /// looked up there).
-fn count(coupon_id: i64, strategy: &'static str, outcome: &ApiResult<IssuedCoupon>) {
+/// Counts the outcome. No label per coupon: coupon ids are unbounded, and
+/// each label set is a series Prometheus keeps.
+fn count(strategy: &'static str, outcome: &Result<IssuedCoupon>) {
     let outcome = match outcome {
         Ok(_) => "issued",
-        Err(ApiError::CouponSoldOut(_)) => "sold_out",
-        Err(ApiError::CouponAlreadyIssued { .. }) => "already_issued",
-        Err(ApiError::CouponNotEligible(_)) => "not_eligible",
-        Err(ApiError::CouponNotActive(_)) => "not_active",
-        Err(ApiError::UserNotFound(_)) => "user_not_found",
+        Err(Error::CouponSoldOut(_)) => "sold_out",
+        Err(Error::CouponAlreadyIssued { .. }) => "already_issued",
+        Err(Error::CouponNotEligible(_)) => "not_eligible",
+        Err(Error::CouponNotActive(_)) => "not_active",
+        Err(Error::UserNotFound(_)) => "user_not_found",
         Err(_) => "error",
     };
     metrics::counter!(
         "coupon_issue_total",
-        "coupon" => coupon_id.to_string(),
         "strategy" => strategy,
         "outcome" => outcome,
     )

@@ -30,7 +30,7 @@ use sqlx::PgPool;
 
 use super::{Failure, IssuedCoupon, holds, insert_holder, key, millis, within};
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
     state::Redis,
 };
 
@@ -163,22 +163,22 @@ pub enum Fenced {
 /// The transaction inside the lock: checks the user's history and the
 /// quantity, inserts, counts up and stores the lease's token, refusing a
 /// token that is not above the stored one.
-pub async fn write(db: &PgPool, coupon_id: i64, user_id: i64, lease: &Lease) -> ApiResult<Fenced> {
+pub async fn write(db: &PgPool, coupon_id: i64, user_id: i64, lease: &Lease) -> Result<Fenced> {
     let mut tx = db.begin().await?;
     let read: Option<(i32, i64)> =
         sqlx::query_as("select total_quantity - issued_quantity, fence from coupons where id = $1")
             .bind(coupon_id)
             .fetch_optional(&mut *tx)
             .await?;
-    let (remaining, fence) = read.ok_or(ApiError::CouponNotFound(coupon_id))?;
+    let (remaining, fence) = read.ok_or(Error::CouponNotFound(coupon_id))?;
     if fence >= lease.token {
         return Ok(Fenced::Stale { fence });
     }
     if holds(&mut tx, coupon_id, user_id).await? {
-        return Err(ApiError::CouponAlreadyIssued { coupon_id, user_id });
+        return Err(Error::CouponAlreadyIssued { coupon_id, user_id });
     }
     if remaining <= 0 {
-        return Err(ApiError::CouponSoldOut(coupon_id));
+        return Err(Error::CouponSoldOut(coupon_id));
     }
     let issued = insert_holder(&mut tx, coupon_id, user_id).await?;
     let counted = sqlx::query(
@@ -199,7 +199,7 @@ pub async fn write(db: &PgPool, coupon_id: i64, user_id: i64, lease: &Lease) -> 
         return if fence >= lease.token {
             Ok(Fenced::Stale { fence })
         } else {
-            Err(ApiError::CouponSoldOut(coupon_id))
+            Err(Error::CouponSoldOut(coupon_id))
         };
     }
     tx.commit().await?;
@@ -246,11 +246,11 @@ pub(super) async fn issue(
     let queue = turns.queue(coupon_id);
     let turn = tokio::time::timeout_at(deadline.into(), queue.lock()).await;
     let Ok(_turn) = turn else {
-        record_wait(coupon_id, started);
+        record_wait(started);
         return Err(busy(coupon_id));
     };
     let mut lease = acquire_until(redis, coupon_id, &turns.process, 0, deadline).await?;
-    record_wait(coupon_id, started);
+    record_wait(started);
     // Until a write or a refusal: a token found stale takes the lock again,
     // for a token above the fence that refused it, while the wait lasts.
     loop {
@@ -304,12 +304,72 @@ async fn acquire_until(
 }
 
 fn busy(coupon_id: i64) -> Failure {
-    Failure::Answer(ApiError::ServiceUnavailable(format!(
+    Failure::Answer(Error::ServiceUnavailable(format!(
         "coupon {coupon_id} is busy; retry shortly"
     )))
 }
 
-fn record_wait(coupon_id: i64, started: Instant) {
-    metrics::histogram!("coupon_lock_wait_duration_seconds", "coupon" => coupon_id.to_string())
+fn record_wait(started: Instant) {
+    metrics::histogram!("coupon_lock_wait_duration_seconds")
         .record(started.elapsed().as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_holder_whose_lease_ran_out_cannot_write() {
+        let db = testing::database().await;
+        let redis = testing::redis().await;
+        let coupon = testing::coupon(&db, 10).await;
+        let users = testing::users(&db, 2).await;
+
+        let first = try_acquire(&redis, coupon.id, "first", Duration::from_millis(100), 0)
+            .await
+            .expect("Redis answers")
+            .expect("the lock is free");
+        // The first holder pauses past its lease...
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // ...so another takes the lock and writes.
+        let second = try_acquire(&redis, coupon.id, "second", LOCK_TTL, 0)
+            .await
+            .expect("Redis answers")
+            .expect("the lease ran out, so the lock is free");
+        assert!(second.token > first.token, "fencing tokens rise");
+        let written = write(&db, coupon.id, users[0], &second)
+            .await
+            .expect("the write succeeds");
+        assert!(matches!(written, Fenced::Issued(_)), "{written:?}");
+
+        // The first holder wakes up and tries its write: refused, nothing written.
+        let stale = write(&db, coupon.id, users[1], &first)
+            .await
+            .expect("a refusal, not an error");
+        match stale {
+            Fenced::Stale { fence } => assert_eq!(fence, second.token),
+            other => panic!("a stale lease wrote: {other:?}"),
+        }
+        assert!(
+            !first.release(&redis).await.expect("Redis answers"),
+            "a lost lease does not release the new holder's lock"
+        );
+        assert!(second.release(&redis).await.expect("Redis answers"));
+
+        let rows: Vec<i64> =
+            sqlx::query_scalar("select user_id from user_coupons where coupon_id = $1")
+                .bind(coupon.id)
+                .fetch_all(&db)
+                .await
+                .expect("rows");
+        assert_eq!(rows, [users[0]]);
+        let (issued, fence): (i32, i64) =
+            sqlx::query_as("select issued_quantity, fence from coupons where id = $1")
+                .bind(coupon.id)
+                .fetch_one(&db)
+                .await
+                .expect("the coupon");
+        assert_eq!((issued, fence), (1, second.token));
+    }
 }

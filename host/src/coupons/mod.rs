@@ -9,26 +9,28 @@
 //! the rest (the `issue` module tells how), but whatever Redis says or
 //! forgets, a write the database would refuse stays refused.
 
-pub mod batch;
+mod batch;
 mod circuit;
 mod fallback;
-pub mod issue;
-pub mod lock;
-pub mod reserve;
+mod issue;
+mod lock;
+mod reserve;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
-pub use issue::{Issuance, issue};
-
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
+    identity::Acting,
     paging::{Page, PageRequest},
-    policy::bindings::{self, CouponTerms},
+    policy::{
+        bindings::{self, CouponTerms},
+        service::PolicyService,
+    },
     state::Redis,
     users,
 };
@@ -38,24 +40,70 @@ pub const MAX_NAME_CHARS: usize = 100;
 /// Most coupons one coupon may issue.
 pub const MAX_TOTAL_QUANTITY: i64 = 10_000_000;
 
-/// How issuance uses Redis (`COUPON_ISSUE_STRATEGY`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum IssueStrategy {
-    /// A Redis script takes one from the remaining count, then PostgreSQL
-    /// records it.
-    Reserve,
-    /// A fenced Redis lock per coupon around the PostgreSQL transaction: the
-    /// older design, kept for comparison.
-    Lock,
+pub use crate::config::IssueStrategy;
+
+/// The coupon service: creation, the public view, issuance and a user's
+/// coupons. It keeps what issuance shares between the requests of one
+/// process.
+pub struct Coupons {
+    db: PgPool,
+    redis: Redis,
+    policies: Arc<PolicyService>,
+    strategy: IssueStrategy,
+    circuit: circuit::Circuit,
+    turns: lock::Turns,
+    /// Records `reserve`'s issuances, several per statement in a burst.
+    recorder: batch::Recorder,
+    /// Coupons as first read: their terms are current, their counts are not.
+    terms: moka::future::Cache<i64, Arc<Coupon>>,
+    /// Coupons PostgreSQL counted as sold out.
+    sold_out: moka::future::Cache<i64, ()>,
 }
 
-impl IssueStrategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IssueStrategy::Reserve => "reserve",
-            IssueStrategy::Lock => "lock",
+impl Coupons {
+    /// Starts the process's recording task in `tasks`, which shutdown awaits
+    /// so that no queued issuance is dropped.
+    pub(crate) fn start(
+        db: PgPool,
+        redis: Redis,
+        policies: Arc<PolicyService>,
+        strategy: IssueStrategy,
+        tasks: &crate::tasks::Tasks,
+    ) -> Self {
+        Self {
+            recorder: batch::Recorder::start(db.clone(), tasks),
+            db,
+            redis,
+            policies,
+            strategy,
+            circuit: circuit::Circuit::new(),
+            turns: lock::Turns::new(),
+            terms: issue::kept(),
+            sold_out: issue::kept(),
         }
+    }
+
+    pub async fn create(&self, new: NewCoupon) -> Result<Coupon> {
+        create(&self.db, new).await
+    }
+
+    pub async fn find(&self, id: i64) -> Result<Coupon> {
+        find(&self.db, id).await
+    }
+
+    /// Issues the coupon to the user, or says why not.
+    pub async fn issue(self: &Arc<Self>, to: Acting, coupon_id: i64) -> Result<IssuedCoupon> {
+        issue::issue(self, coupon_id, to.user_id()).await
+    }
+
+    /// The user's coupons, newest first, optionally only those in `status`.
+    pub async fn held(
+        &self,
+        of: Acting,
+        status: Option<HeldStatus>,
+        page: PageRequest,
+    ) -> Result<Page<HeldCoupon>> {
+        held(&self.db, of.user_id(), status, page).await
     }
 }
 
@@ -86,19 +134,19 @@ pub struct Discount {
 }
 
 impl Discount {
-    fn validate(&self) -> ApiResult<()> {
+    fn validate(&self) -> Result<()> {
         match self.kind {
-            DiscountKind::Percent if !(1..=100).contains(&self.value) => Err(ApiError::invalid(
-                "a percent discount's value must be 1-100",
-            )),
-            DiscountKind::Fixed if self.value < 1 => Err(ApiError::invalid(
+            DiscountKind::Percent if !(1..=100).contains(&self.value) => {
+                Err(Error::invalid("a percent discount's value must be 1-100"))
+            }
+            DiscountKind::Fixed if self.value < 1 => Err(Error::invalid(
                 "a fixed discount's value must be at least 1 won",
             )),
-            DiscountKind::Fixed if self.max_amount.is_some() => Err(ApiError::invalid(
+            DiscountKind::Fixed if self.max_amount.is_some() => Err(Error::invalid(
                 "max_amount caps percent discounts only; a fixed discount has none",
             )),
             _ if self.max_amount.is_some_and(|max| max < 1) => {
-                Err(ApiError::invalid("max_amount must be at least 1 won"))
+                Err(Error::invalid("max_amount must be at least 1 won"))
             }
             _ => Ok(()),
         }
@@ -173,25 +221,25 @@ pub struct NewCoupon {
 }
 
 impl NewCoupon {
-    fn validate(&self) -> ApiResult<()> {
+    fn validate(&self) -> Result<()> {
         crate::validate::text("name", &self.name, MAX_NAME_CHARS)?;
         self.discount.validate()?;
         if !(1..=MAX_TOTAL_QUANTITY).contains(&self.total_quantity) {
-            return Err(ApiError::invalid(format!(
+            return Err(Error::invalid(format!(
                 "total_quantity must be 1-{MAX_TOTAL_QUANTITY}"
             )));
         }
         if self.min_order_amount < 0 {
-            return Err(ApiError::invalid("min_order_amount must not be negative"));
+            return Err(Error::invalid("min_order_amount must not be negative"));
         }
         if self.valid_from >= self.valid_until {
-            return Err(ApiError::invalid("valid_from must be before valid_until"));
+            return Err(Error::invalid("valid_from must be before valid_until"));
         }
         Ok(())
     }
 }
 
-pub async fn create(db: &PgPool, new: NewCoupon) -> ApiResult<Coupon> {
+pub async fn create(db: &PgPool, new: NewCoupon) -> Result<Coupon> {
     new.validate()?;
     let coupon = sqlx::query_as(&format!(
         "insert into coupons (name, discount_kind, discount_value, max_amount, total_quantity,
@@ -212,12 +260,12 @@ pub async fn create(db: &PgPool, new: NewCoupon) -> ApiResult<Coupon> {
     Ok(coupon)
 }
 
-pub async fn find(db: &PgPool, id: i64) -> ApiResult<Coupon> {
+pub(crate) async fn find(db: &PgPool, id: i64) -> Result<Coupon> {
     sqlx::query_as(&format!("select {COLUMNS} from coupons where id = $1"))
         .bind(id)
         .fetch_optional(db)
         .await?
-        .ok_or(ApiError::CouponNotFound(id))
+        .ok_or(Error::CouponNotFound(id))
 }
 
 /// Where a user's coupon stands.
@@ -269,13 +317,12 @@ const HELD: &str = "select uc.id as user_coupon_id, uc.coupon_id, c.name,
    join coupons c on c.id = uc.coupon_id
   where uc.user_id = $1";
 
-/// A user's coupons, newest first, optionally only those in `status`.
-pub async fn held(
+async fn held(
     db: &PgPool,
     user_id: i64,
     status: Option<HeldStatus>,
     page: PageRequest,
-) -> ApiResult<Page<HeldCoupon>> {
+) -> Result<Page<HeldCoupon>> {
     let mut conn = db.acquire().await?;
     users::ensure_exists(&mut conn, user_id).await?;
     let items = sqlx::query_as(&format!(
@@ -301,7 +348,7 @@ pub async fn held(
 }
 
 /// Whether the user already holds the coupon.
-async fn holds(conn: &mut PgConnection, coupon_id: i64, user_id: i64) -> ApiResult<bool> {
+async fn holds(conn: &mut PgConnection, coupon_id: i64, user_id: i64) -> Result<bool> {
     let holds = sqlx::query_scalar(
         "select exists (select 1 from user_coupons where coupon_id = $1 and user_id = $2)",
     )
@@ -318,7 +365,7 @@ async fn insert_holder(
     conn: &mut PgConnection,
     coupon_id: i64,
     user_id: i64,
-) -> ApiResult<IssuedCoupon> {
+) -> Result<IssuedCoupon> {
     let inserted = sqlx::query_as(
         "insert into user_coupons (coupon_id, user_id) values ($1, $2)
          returning id as user_coupon_id, coupon_id, user_id, status, issued_at",
@@ -329,7 +376,7 @@ async fn insert_holder(
     .await;
     match inserted {
         Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
-            Err(ApiError::CouponAlreadyIssued { coupon_id, user_id })
+            Err(Error::CouponAlreadyIssued { coupon_id, user_id })
         }
         other => Ok(other?),
     }
@@ -337,7 +384,7 @@ async fn insert_holder(
 
 /// Counts one more issued, never past the total: no row updated means the
 /// last one is gone.
-async fn count_up(conn: &mut PgConnection, coupon_id: i64) -> ApiResult<()> {
+async fn count_up(conn: &mut PgConnection, coupon_id: i64) -> Result<()> {
     let counted = sqlx::query(
         "update coupons set issued_quantity = issued_quantity + 1
           where id = $1 and issued_quantity < total_quantity",
@@ -346,7 +393,7 @@ async fn count_up(conn: &mut PgConnection, coupon_id: i64) -> ApiResult<()> {
     .execute(conn)
     .await?;
     if counted.rows_affected() == 0 {
-        return Err(ApiError::CouponSoldOut(coupon_id));
+        return Err(Error::CouponSoldOut(coupon_id));
     }
     Ok(())
 }
@@ -357,7 +404,7 @@ async fn count_up(conn: &mut PgConnection, coupon_id: i64) -> ApiResult<()> {
 /// then held for the statement and its commit alone, with no round trip to
 /// this process in between. A second row for the user breaks the unique
 /// key, which fails the whole statement, count included.
-async fn record(db: &PgPool, coupon_id: i64, user_id: i64) -> ApiResult<IssuedCoupon> {
+async fn record(db: &PgPool, coupon_id: i64, user_id: i64) -> Result<IssuedCoupon> {
     let recorded = sqlx::query_as(
         "with counted as (
              update coupons set issued_quantity = issued_quantity + 1
@@ -373,9 +420,9 @@ async fn record(db: &PgPool, coupon_id: i64, user_id: i64) -> ApiResult<IssuedCo
     .await;
     match recorded {
         Ok(Some(issued)) => Ok(issued),
-        Ok(None) => Err(ApiError::CouponSoldOut(coupon_id)),
+        Ok(None) => Err(Error::CouponSoldOut(coupon_id)),
         Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
-            Err(ApiError::CouponAlreadyIssued { coupon_id, user_id })
+            Err(Error::CouponAlreadyIssued { coupon_id, user_id })
         }
         Err(err) => Err(err.into()),
     }
@@ -399,14 +446,14 @@ fn key(redis: &Redis, coupon_id: i64, name: &str) -> String {
 pub enum Failure {
     /// The answer for the client: sold out, already issued, busy, a database
     /// error.
-    Answer(ApiError),
+    Answer(Error),
     /// Redis did not answer in time, or answered with an error: nothing was
     /// written to PostgreSQL, and the request may take the PostgreSQL path.
     Redis(String),
 }
 
-impl From<ApiError> for Failure {
-    fn from(err: ApiError) -> Self {
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
         Failure::Answer(err)
     }
 }

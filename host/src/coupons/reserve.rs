@@ -44,7 +44,7 @@ use redis::Script;
 use sqlx::PgPool;
 
 use super::{Failure, IssuedCoupon, batch::Recorder, key, lock, millis, within};
-use crate::{http::error::ApiError, state::Redis};
+use crate::{error::Error, state::Redis};
 
 /// A rebuilt state lives this long, then is rebuilt on next use: coupons
 /// nobody asks for leave Redis, and a reservation leaked by a crash returns.
@@ -179,9 +179,9 @@ pub(super) async fn issue(
     loop {
         match reserve(redis, &keys, user_id).await {
             Ok(Reservation::Taken) => break,
-            Ok(Reservation::SoldOut) => return Err(ApiError::CouponSoldOut(coupon_id).into()),
+            Ok(Reservation::SoldOut) => return Err(Error::CouponSoldOut(coupon_id).into()),
             Ok(Reservation::Holder) => {
-                return Err(ApiError::CouponAlreadyIssued { coupon_id, user_id }.into());
+                return Err(Error::CouponAlreadyIssued { coupon_id, user_id }.into());
             }
             Ok(Reservation::Missing) => {
                 if Instant::now() >= deadline {
@@ -304,7 +304,7 @@ async fn build(redis: &Redis, db: &PgPool, coupon_id: i64, owner: &str) -> Resul
     .bind(coupon_id)
     .fetch_optional(db)
     .await?;
-    let (remaining, holders) = snapshot.ok_or(ApiError::CouponNotFound(coupon_id))?;
+    let (remaining, holders) = snapshot.ok_or(Error::CouponNotFound(coupon_id))?;
     let keys = StateKeys::of(redis, coupon_id);
     let staged = key(redis, coupon_id, &format!("holders:{owner}"));
     let mut conn = redis.conn.clone();

@@ -10,7 +10,8 @@ use super::{
     extract::{Admin, Id, Json, Path, Query},
 };
 use crate::{
-    coupons::{self, Coupon, HeldCoupon, HeldStatus, IssuedCoupon, NewCoupon},
+    coupons::{Coupon, HeldCoupon, HeldStatus, IssuedCoupon, NewCoupon},
+    identity::Caller,
     paging::{Page, PageQuery},
     state::AppState,
 };
@@ -37,7 +38,7 @@ async fn create_coupon(
     State(state): State<AppState>,
     Json(new): Json<NewCoupon>,
 ) -> ApiResult<(StatusCode, Json<Coupon>)> {
-    let coupon = coupons::create(&state.db, new).await?;
+    let coupon = state.coupons.create(new).await?;
     Ok((StatusCode::CREATED, Json(coupon)))
 }
 
@@ -53,7 +54,7 @@ async fn get_coupon(
     State(state): State<AppState>,
     Path(coupon_id): Path<Id>,
 ) -> ApiResult<Json<Coupon>> {
-    Ok(Json(coupons::find(&state.db, coupon_id.get()).await?))
+    Ok(Json(state.coupons.find(coupon_id.get()).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -79,11 +80,13 @@ pub struct IssueRequest {
         (status = 503, body = Problem, content_type = "application/problem+json", description = "POLICY_UNAVAILABLE or SERVICE_UNAVAILABLE; retry"),
     ))]
 async fn issue_coupon(
+    caller: Caller,
     State(state): State<AppState>,
     Path(coupon_id): Path<Id>,
     Json(request): Json<IssueRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedCoupon>)> {
-    let issued = coupons::issue(&state, coupon_id.get(), request.user_id.get()).await?;
+    let to = caller.act_for(request.user_id.get())?;
+    let issued = state.coupons.issue(to, coupon_id.get()).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -112,16 +115,16 @@ pub struct HeldQuery {
         (status = 404, body = Problem, content_type = "application/problem+json", description = "USER_NOT_FOUND"),
     ))]
 async fn list_user_coupons(
+    caller: Caller,
     State(state): State<AppState>,
     Path(user_id): Path<Id>,
     Query(query): Query<HeldQuery>,
 ) -> ApiResult<Json<Page<HeldCoupon>>> {
+    let of = caller.act_for(user_id.get())?;
     let page = PageQuery {
         page: query.page,
         size: query.size,
     }
     .validate()?;
-    Ok(Json(
-        coupons::held(&state.db, user_id.get(), query.status, page).await?,
-    ))
+    Ok(Json(state.coupons.held(of, query.status, page).await?))
 }

@@ -4,15 +4,15 @@
 use std::fmt;
 
 use axum::{
-    extract::{FromRef, FromRequest, FromRequestParts},
-    http::{HeaderMap, request::Parts},
+    extract::{FromRequest, FromRequestParts},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use crate::state::AppState;
+use crate::idempotency::{Outcome, StoredResponse};
 
 /// `axum::Json` whose rejections are problem bodies.
 #[derive(Debug, Clone, Copy, Default, FromRequest)]
@@ -71,32 +71,26 @@ impl fmt::Display for Id {
     }
 }
 
-/// Proof that the request carried the admin bearer token. Compared in
-/// constant time so the token cannot be guessed byte by byte from timings.
-pub struct Admin;
+pub use super::auth::Admin;
 
-impl<S> FromRequestParts<S> for Admin
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+/// Header set on a replayed response.
+pub const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let Some(expected) = state.admin_token.as_deref() else {
-            return Err(ApiError::Unauthorized);
-        };
-        let presented = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized)
+/// The response to an idempotent request: `status` with the fresh body, or
+/// the stored one as it was first sent, marked as replayed.
+pub fn respond<T: Serialize>(outcome: Outcome<T>, status: StatusCode) -> Response {
+    match outcome {
+        Outcome::Fresh(body) => (status, axum::Json(body)).into_response(),
+        Outcome::Replayed(StoredResponse { status, body }) => {
+            let headers = [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ),
+                (REPLAYED_HEADER, HeaderValue::from_static("true")),
+            ];
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            (status, headers, body).into_response()
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router module per resource, the problem+json error
 //! type, extractors, and the middleware every request passes through.
 
+mod auth;
 mod coupons;
 pub mod error;
 pub mod extract;
@@ -11,6 +12,7 @@ mod points;
 mod policies;
 mod products;
 mod quotes;
+pub mod serve;
 mod users;
 
 use std::{any::Any, time::Duration};
@@ -27,7 +29,7 @@ use utoipa::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::state::AppState;
+use crate::{Error, state::AppState};
 use error::ApiError;
 
 /// Largest JSON request body.
@@ -96,11 +98,11 @@ pub fn router(state: AppState) -> Router {
             tower::ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
                     if err.is::<tower::timeout::error::Elapsed>() {
-                        ApiError::ServiceUnavailable(format!(
+                        ApiError::from(Error::ServiceUnavailable(format!(
                             "the request took longer than {REQUEST_TIMEOUT:?}"
-                        ))
+                        )))
                     } else {
-                        ApiError::Internal(anyhow::anyhow!(err))
+                        ApiError::from(Error::Internal(anyhow::anyhow!(err)))
                     }
                 }))
                 .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
@@ -118,5 +120,5 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> axum::response::Respo
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
-    ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+    Error::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
 }

@@ -11,8 +11,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::Json;
-use crate::state::AppState;
+use super::{error::ApiResult, extract::Json};
+use crate::{identity::Caller, state::AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,9 +38,10 @@ pub struct Readiness {
     /// `ready`; `degraded` when Redis does not answer (the server works on
     /// PostgreSQL alone, slower); `unavailable` when PostgreSQL does not.
     status: &'static str,
-    /// Each dependency: `ok`, or why it failed.
-    postgres: String,
-    redis: String,
+    /// Each dependency: `ok` or `error` (why is in the server's log, not
+    /// here: a driver's message can name hosts and users).
+    postgres: &'static str,
+    redis: &'static str,
 }
 
 /// How long a readiness probe waits for each dependency.
@@ -73,12 +74,21 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         tokio::time::timeout(PROBE_TIMEOUT, postgres),
         tokio::time::timeout(PROBE_TIMEOUT, redis)
     );
-    let describe = |result: Result<Result<(), String>, _>| match result {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(err)) => err,
-        Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+    let describe = |name: &str, result: Result<Result<(), String>, _>| match result {
+        Ok(Ok(())) => "ok",
+        Ok(Err(err)) => {
+            tracing::warn!(dependency = name, error = %err, "readiness probe failed");
+            "error"
+        }
+        Err(_) => {
+            tracing::warn!(
+                dependency = name,
+                "readiness probe got no answer within {PROBE_TIMEOUT:?}"
+            );
+            "error"
+        }
     };
-    let (postgres, redis) = (describe(postgres), describe(redis));
+    let (postgres, redis) = (describe("postgres", postgres), describe("redis", redis));
     // Without Redis the server still serves, on PostgreSQL alone; without
     // PostgreSQL it cannot.
     let (status, readiness) = match (postgres == "ok", redis == "ok") {
@@ -97,9 +107,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+async fn metrics(caller: Caller, State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    caller.back_office()?;
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
-    )
+    ))
 }

@@ -7,14 +7,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     error::{ApiResult, Problem},
-    extract::{Id, IdempotencyKey, Json, Path, Query},
+    extract::{Id, IdempotencyKey, Json, Path, Query, respond},
 };
 use crate::{
     idempotency::IdempotentRequest,
-    orders::{self, Order, close, place::PlaceOrder},
+    identity::Caller,
+    orders::{Cart, Order, Payment},
     paging::{Page, PageQuery},
-    payments::{self, Payment},
-    popular,
     quote::CartItem,
     state::AppState,
 };
@@ -53,27 +52,19 @@ pub struct NewOrder {
         (status = 503, body = Problem, content_type = "application/problem+json", description = "POLICY_UNAVAILABLE"),
     ))]
 async fn place_order(
+    caller: Caller,
     State(state): State<AppState>,
     IdempotencyKey(key): IdempotencyKey,
     Json(new): Json<NewOrder>,
 ) -> ApiResult<Response> {
-    let user_id = new.user_id.get();
-    let key = key.map(|key| IdempotentRequest::new(user_id, key, "orders.place", &new));
-    let request = PlaceOrder {
-        user_id,
+    let acting = caller.act_for(new.user_id.get())?;
+    let key = key.map(|key| IdempotentRequest::new(acting.user_id(), key, "orders.place", &new));
+    let cart = Cart {
         items: new.items,
         user_coupon_id: new.user_coupon_id.map(Id::get),
     };
-    let policies = state.policies.registry.snapshot();
-    let outcome = orders::place::place(
-        &state.db,
-        policies,
-        state.settings.order_ttl(),
-        request,
-        key.as_ref(),
-    )
-    .await?;
-    Ok(outcome.into_response_with(StatusCode::CREATED))
+    let outcome = state.orders.place(acting, cart, key.as_ref()).await?;
+    Ok(respond(outcome, StatusCode::CREATED))
 }
 
 /// One order.
@@ -85,10 +76,12 @@ async fn place_order(
         (status = 404, body = Problem, content_type = "application/problem+json", description = "ORDER_NOT_FOUND"),
     ))]
 async fn get_order(
+    caller: Caller,
     State(state): State<AppState>,
     Path(order_id): Path<Id>,
 ) -> ApiResult<Json<Order>> {
-    Ok(Json(orders::find(&state.db, order_id.get()).await?))
+    let scope = caller.order_scope();
+    Ok(Json(state.orders.find(scope, order_id.get()).await?))
 }
 
 /// A user's orders, newest first.
@@ -100,12 +93,14 @@ async fn get_order(
         (status = 404, body = Problem, content_type = "application/problem+json", description = "USER_NOT_FOUND"),
     ))]
 async fn list_user_orders(
+    caller: Caller,
     State(state): State<AppState>,
     Path(user_id): Path<Id>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Order>>> {
+    let of = caller.act_for(user_id.get())?;
     let page = page.validate()?;
-    Ok(Json(orders::of_user(&state.db, user_id.get(), page).await?))
+    Ok(Json(state.orders.of_user(of, page).await?))
 }
 
 /// Cancel an order: stock and coupon are restored, and points refunded if
@@ -119,15 +114,12 @@ async fn list_user_orders(
         (status = 409, body = Problem, content_type = "application/problem+json", description = "ORDER_NOT_CANCELLABLE"),
     ))]
 async fn cancel_order(
+    caller: Caller,
     State(state): State<AppState>,
     Path(order_id): Path<Id>,
 ) -> ApiResult<Json<Order>> {
-    let cancelled = close::cancel(&state.db, order_id.get()).await?;
-    state.outbox_wake.notify_one();
-    if cancelled.was_paid {
-        popular::evict(&state.redis).await;
-    }
-    Ok(Json(cancelled.order))
+    let scope = caller.order_scope();
+    Ok(Json(state.orders.cancel(scope, order_id.get()).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -150,14 +142,15 @@ pub struct PaymentRequest {
         (status = 422, body = Problem, content_type = "application/problem+json", description = "IDEMPOTENCY_KEY_REUSED"),
     ))]
 async fn pay(
+    caller: Caller,
     State(state): State<AppState>,
     IdempotencyKey(key): IdempotencyKey,
     Json(request): Json<PaymentRequest>,
 ) -> ApiResult<Response> {
-    let user_id = request.user_id.get();
-    let key = key.map(|key| IdempotentRequest::new(user_id, key, "payments.pay", &request));
-    let outcome = payments::pay(&state.db, request.order_id.get(), user_id, key.as_ref()).await?;
-    state.outbox_wake.notify_one();
-    popular::evict(&state.redis).await;
-    Ok(outcome.into_response_with(StatusCode::CREATED))
+    let acting = caller.act_for(request.user_id.get())?;
+    let key =
+        key.map(|key| IdempotentRequest::new(acting.user_id(), key, "payments.pay", &request));
+    let order_id = request.order_id.get();
+    let outcome = state.orders.pay(acting, order_id, key.as_ref()).await?;
+    Ok(respond(outcome, StatusCode::CREATED))
 }

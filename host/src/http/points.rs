@@ -7,12 +7,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     error::{ApiResult, Problem},
-    extract::{Id, IdempotencyKey, Json, Path, Query},
+    extract::{Id, IdempotencyKey, Json, Path, Query, respond},
 };
 use crate::{
     idempotency::IdempotentRequest,
+    identity::Caller,
     paging::{Page, PageQuery},
-    points::{self, Balance, HistoryEntry},
+    points::{Balance, HistoryEntry},
     state::AppState,
 };
 
@@ -32,10 +33,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 404, body = Problem, content_type = "application/problem+json", description = "USER_NOT_FOUND"),
     ))]
 async fn get_balance(
+    caller: Caller,
     State(state): State<AppState>,
     Path(user_id): Path<Id>,
 ) -> ApiResult<Json<Balance>> {
-    Ok(Json(points::balance(&state.db, user_id.get()).await?))
+    let of = caller.act_for(user_id.get())?;
+    Ok(Json(state.points.balance(of).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -61,15 +64,16 @@ pub struct Charge {
         (status = 422, body = Problem, content_type = "application/problem+json", description = "IDEMPOTENCY_KEY_REUSED"),
     ))]
 async fn charge(
+    caller: Caller,
     State(state): State<AppState>,
     Path(user_id): Path<Id>,
     IdempotencyKey(key): IdempotencyKey,
     Json(charge): Json<Charge>,
 ) -> ApiResult<Response> {
-    let user_id = user_id.get();
-    let key = key.map(|key| IdempotentRequest::new(user_id, key, "points.charge", &charge));
-    let outcome = points::charge(&state.db, user_id, charge.amount, key.as_ref()).await?;
-    Ok(outcome.into_response_with(StatusCode::OK))
+    let to = caller.act_for(user_id.get())?;
+    let key = key.map(|key| IdempotentRequest::new(to.user_id(), key, "points.charge", &charge));
+    let outcome = state.points.charge(to, charge.amount, key.as_ref()).await?;
+    Ok(respond(outcome, StatusCode::OK))
 }
 
 /// A user's point history, newest first.
@@ -81,10 +85,12 @@ async fn charge(
         (status = 404, body = Problem, content_type = "application/problem+json", description = "USER_NOT_FOUND"),
     ))]
 async fn get_history(
+    caller: Caller,
     State(state): State<AppState>,
     Path(user_id): Path<Id>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<HistoryEntry>>> {
+    let of = caller.act_for(user_id.get())?;
     let page = page.validate()?;
-    Ok(Json(points::history(&state.db, user_id.get(), page).await?))
+    Ok(Json(state.points.history(of, page).await?))
 }

@@ -110,9 +110,9 @@ fn component_bytes(
         }
     })?;
     if bytes.is_empty() {
-        return Err(ApiError::InvalidComponent(
+        return Err(ApiError::from(crate::Error::InvalidComponent(
             "the body is empty; send the component's bytes".into(),
-        ));
+        )));
     }
     Ok(bytes.to_vec())
 }

@@ -6,13 +6,13 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiResult, Problem},
     extract::{Admin, Id, Json, Path, Query},
 };
 use crate::{
-    catalog::{self, Filter, NewProduct, Product, ProductPatch, Sort},
+    catalog::{Filter, NewProduct, Product, ProductPatch, Sort},
     paging::{Page, PageQuery},
-    popular::{self, Popular},
+    popular::Popular,
     state::AppState,
 };
 
@@ -74,7 +74,7 @@ async fn list_products(
         sort: query.sort.unwrap_or_default(),
     }
     .validate()?;
-    let page = state.catalog.list(&state.db, &filter, page).await?;
+    let page = state.catalog.list(&filter, page).await?;
     Ok(Json(Page::clone(&page)))
 }
 
@@ -103,12 +103,7 @@ async fn popular_products(
 ) -> ApiResult<Json<Popular>> {
     let days = query.days.unwrap_or(3);
     let limit = query.limit.unwrap_or(5);
-    if !popular::DAYS.contains(&days) || !popular::LIMIT.contains(&limit) {
-        return Err(ApiError::invalid("days must be 1-30 and limit 1-50"));
-    }
-    Ok(Json(
-        popular::top(&state.db, &state.redis, days, limit).await?,
-    ))
+    Ok(Json(state.catalog.popular(days, limit).await?))
 }
 
 /// One product.
@@ -123,7 +118,7 @@ async fn get_product(
     State(state): State<AppState>,
     Path(product_id): Path<Id>,
 ) -> ApiResult<Json<Product>> {
-    Ok(Json(catalog::find(&state.db, product_id.get()).await?))
+    Ok(Json(state.catalog.find(product_id.get()).await?))
 }
 
 /// Add a product.
@@ -140,8 +135,7 @@ async fn create_product(
     State(state): State<AppState>,
     Json(new): Json<NewProduct>,
 ) -> ApiResult<(StatusCode, Json<Product>)> {
-    let product = catalog::create(&state.db, new).await?;
-    state.catalog.clear();
+    let product = state.catalog.create(new).await?;
     Ok((StatusCode::CREATED, Json(product)))
 }
 
@@ -162,7 +156,5 @@ async fn update_product(
     Path(product_id): Path<Id>,
     Json(patch): Json<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
-    Ok(Json(
-        catalog::update(&state.db, product_id.get(), patch).await?,
-    ))
+    Ok(Json(state.catalog.update(product_id.get(), patch).await?))
 }

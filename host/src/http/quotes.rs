@@ -10,7 +10,9 @@ use super::{
     extract::{Id, Json},
 };
 use crate::{
-    quote::{self, CartItem, Quote},
+    identity::Caller,
+    orders::Cart,
+    quote::{CartItem, Quote},
     state::AppState,
 };
 
@@ -39,16 +41,14 @@ pub struct QuoteRequest {
         (status = 503, body = Problem, content_type = "application/problem+json", description = "POLICY_UNAVAILABLE"),
     ))]
 async fn create_quote(
+    caller: Caller,
     State(state): State<AppState>,
     Json(request): Json<QuoteRequest>,
 ) -> ApiResult<Json<Quote>> {
-    let inputs = quote::gather(
-        &state.db,
-        request.user_id.get(),
-        &request.items,
-        request.user_coupon_id.map(Id::get),
-    )
-    .await?;
-    let policies = state.policies.registry.snapshot();
-    Ok(Json(quote::evaluate(policies, inputs).await?))
+    let acting = caller.act_for(request.user_id.get())?;
+    let cart = Cart {
+        items: request.items,
+        user_coupon_id: request.user_coupon_id.map(Id::get),
+    };
+    Ok(Json(state.orders.quote(acting, cart).await?))
 }

@@ -9,10 +9,7 @@ use super::{
     error::{ApiResult, Problem},
     extract::{Id, Json, Path},
 };
-use crate::{
-    state::AppState,
-    users::{self, User},
-};
+use crate::{identity::Caller, state::AppState, users::User};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,10 +33,12 @@ pub struct NewUser {
         (status = 400, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_user(
+    caller: Caller,
     State(state): State<AppState>,
     Json(new): Json<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let user = users::create(&state.db, &new.name).await?;
+    caller.back_office()?;
+    let user = state.users.create(&new.name).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -51,6 +50,11 @@ async fn create_user(
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "USER_NOT_FOUND"),
     ))]
-async fn get_user(State(state): State<AppState>, Path(user_id): Path<Id>) -> ApiResult<Json<User>> {
-    Ok(Json(users::find(&state.db, user_id.get()).await?))
+async fn get_user(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(user_id): Path<Id>,
+) -> ApiResult<Json<User>> {
+    let of = caller.act_for(user_id.get())?;
+    Ok(Json(state.users.find(of).await?))
 }

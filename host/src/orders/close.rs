@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Order, lock_products, move_stock, read, units_by_product};
+use super::{Order, OrderStatus, lock_products, move_stock, read, units_by_product};
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
+    identity::OrderScope,
     outbox,
     points::{self, Kind},
 };
@@ -18,24 +20,28 @@ use crate::{
 const REFUND_ATTEMPTS: u32 = 5;
 
 /// What a cancel did, for the side effects after commit.
-pub struct Cancelled {
+pub(super) struct Cancelled {
     pub order: Order,
     pub was_paid: bool,
 }
 
-pub async fn cancel(db: &PgPool, order_id: i64) -> ApiResult<Cancelled> {
+/// Cancels the order if `scope` may see it: another user's order is
+/// `ORDER_NOT_FOUND`, as if it did not exist.
+pub(super) async fn cancel(db: &PgPool, scope: OrderScope, order_id: i64) -> Result<Cancelled> {
     let mut tx = db.begin().await?;
-    let row: Option<(i64, String, i64)> =
+    let row: Option<(i64, OrderStatus, i64)> =
         sqlx::query_as("select user_id, status, total from orders where id = $1 for update")
             .bind(order_id)
             .fetch_optional(&mut *tx)
             .await?;
-    let (user_id, status, total) = row.ok_or(ApiError::OrderNotFound(order_id))?;
-    if status != "pending_payment" && status != "paid" {
-        return Err(ApiError::OrderNotCancellable(status));
+    let (user_id, status, total) = row
+        .filter(|(owner, _, _)| scope.allows(*owner))
+        .ok_or(Error::OrderNotFound(order_id))?;
+    if !matches!(status, OrderStatus::PendingPayment | OrderStatus::Paid) {
+        return Err(Error::OrderNotCancellable(status.as_str().into()));
     }
     restore(&mut tx, &[order_id]).await?;
-    let was_paid = status == "paid";
+    let was_paid = status == OrderStatus::Paid;
     if was_paid && total > 0 {
         refund(&mut tx, user_id, total, order_id).await?;
     }
@@ -53,7 +59,7 @@ pub async fn cancel(db: &PgPool, order_id: i64) -> ApiResult<Cancelled> {
 /// Puts back the stock of the orders' lines and frees their coupons. The
 /// products of all the orders are locked together in id order, as placing
 /// an order does, so the two never deadlock.
-async fn restore(tx: &mut PgConnection, order_ids: &[i64]) -> ApiResult<()> {
+async fn restore(tx: &mut PgConnection, order_ids: &[i64]) -> Result<()> {
     let lines: Vec<(i64, i32)> =
         sqlx::query_as("select product_id, quantity from order_lines where order_id = any($1)")
             .bind(order_ids)
@@ -74,7 +80,7 @@ async fn restore(tx: &mut PgConnection, order_ids: &[i64]) -> ApiResult<()> {
 }
 
 /// Gives a paid order's points back, with the wallet's optimistic version.
-async fn refund(tx: &mut PgConnection, user_id: i64, amount: i64, order_id: i64) -> ApiResult<()> {
+async fn refund(tx: &mut PgConnection, user_id: i64, amount: i64, order_id: i64) -> Result<()> {
     for _ in 0..REFUND_ATTEMPTS {
         let wallet = points::read_wallet(tx, user_id).await?;
         if points::apply(tx, user_id, wallet, Kind::Refund, amount, Some(order_id)).await? {
@@ -85,7 +91,7 @@ async fn refund(tx: &mut PgConnection, user_id: i64, amount: i64, order_id: i64)
             return Ok(());
         }
     }
-    Err(ApiError::ConcurrentUpdate)
+    Err(Error::ConcurrentUpdate)
 }
 
 /// Orders expired per transaction.
@@ -93,7 +99,7 @@ const EXPIRY_BATCH: i64 = 100;
 
 /// Expires unpaid orders past `expires_at`. Several instances may run this at
 /// once: `skip locked` hands each order to one of them.
-pub async fn expire_due(db: &PgPool) -> ApiResult<usize> {
+pub(super) async fn expire_due(db: &PgPool) -> Result<usize> {
     let mut tx = db.begin().await?;
     let due: Vec<i64> = sqlx::query_scalar(
         "select id from orders
@@ -122,8 +128,13 @@ pub async fn expire_due(db: &PgPool) -> ApiResult<usize> {
     Ok(due.len())
 }
 
-/// Runs [`expire_due`] every second until cancelled.
-pub async fn expire_periodically(db: PgPool, stop: CancellationToken) {
+/// Runs [`expire_due`] every second until cancelled, waking the outbox
+/// relay for the events it wrote.
+pub(super) async fn expire_periodically(
+    db: &PgPool,
+    outbox_wake: &Notify,
+    stop: CancellationToken,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -131,10 +142,13 @@ pub async fn expire_periodically(db: PgPool, stop: CancellationToken) {
             _ = every.tick() => {}
         }
         loop {
-            match expire_due(&db).await {
-                Ok(n) if n as i64 == EXPIRY_BATCH => continue,
+            match expire_due(db).await {
                 Ok(0) => break,
                 Ok(n) => {
+                    outbox_wake.notify_one();
+                    if n as i64 == EXPIRY_BATCH {
+                        continue;
+                    }
                     tracing::info!(orders = n, "expired unpaid orders");
                     break;
                 }

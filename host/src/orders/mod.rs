@@ -5,21 +5,145 @@
 //! rows in id order, then the coupon, then the wallet — so two transactions
 //! never wait on each other in a cycle.
 
-pub mod close;
-pub mod place;
+mod close;
+mod pay;
+mod place;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+pub use pay::Payment;
+pub use place::Cart;
+
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
+    idempotency::{IdempotentRequest, Outcome},
+    identity::{Acting, OrderScope},
     paging::{Page, PageRequest},
-    quote::PolicyVersions,
+    policy::service::PolicyService,
+    popular,
+    quote::{self, PolicyVersions, Quote},
+    state::Redis,
 };
+
+/// The order service: quotes, placing, paying, cancelling and expiring
+/// orders. Each write wakes this instance's outbox relay when it wrote an
+/// event, and drops the popular-products rankings when paid orders changed.
+pub struct Orders {
+    db: PgPool,
+    redis: Redis,
+    policies: Arc<PolicyService>,
+    /// Wakes this instance's outbox relay after a commit that wrote events.
+    outbox_wake: Arc<Notify>,
+    ttl: Duration,
+}
+
+impl Orders {
+    pub(crate) fn new(
+        db: PgPool,
+        redis: Redis,
+        policies: Arc<PolicyService>,
+        outbox_wake: Arc<Notify>,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            db,
+            redis,
+            policies,
+            outbox_wake,
+            ttl,
+        }
+    }
+
+    /// What the cart would cost, by the active policies; nothing is written.
+    pub async fn quote(&self, acting: Acting, cart: Cart) -> Result<Quote> {
+        let inputs =
+            quote::gather(&self.db, acting.user_id(), &cart.items, cart.user_coupon_id).await?;
+        quote::evaluate(self.policies.registry.snapshot(), inputs).await
+    }
+
+    pub async fn place(
+        &self,
+        acting: Acting,
+        cart: Cart,
+        key: Option<&IdempotentRequest>,
+    ) -> Result<Outcome<Order>> {
+        let policies = self.policies.registry.snapshot();
+        place::place(&self.db, policies, self.ttl, acting, cart, key).await
+    }
+
+    pub async fn pay(
+        &self,
+        acting: Acting,
+        order_id: i64,
+        key: Option<&IdempotentRequest>,
+    ) -> Result<Outcome<Payment>> {
+        let outcome = pay::pay(&self.db, order_id, acting.user_id(), key).await?;
+        if matches!(outcome, Outcome::Fresh(_)) {
+            self.outbox_wake.notify_one();
+            popular::evict(&self.redis).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Cancels the order; another user's order is `ORDER_NOT_FOUND`.
+    pub async fn cancel(&self, scope: OrderScope, order_id: i64) -> Result<Order> {
+        let cancelled = close::cancel(&self.db, scope, order_id).await?;
+        self.outbox_wake.notify_one();
+        if cancelled.was_paid {
+            popular::evict(&self.redis).await;
+        }
+        Ok(cancelled.order)
+    }
+
+    /// One order; another user's is `ORDER_NOT_FOUND`.
+    pub async fn find(&self, scope: OrderScope, id: i64) -> Result<Order> {
+        let order = read(&mut *self.db.acquire().await?, id).await?;
+        if scope.allows(order.user_id) {
+            Ok(order)
+        } else {
+            Err(Error::OrderNotFound(id))
+        }
+    }
+
+    /// The user's orders, newest first.
+    pub async fn of_user(&self, acting: Acting, page: PageRequest) -> Result<Page<Order>> {
+        of_user(&self.db, acting.user_id(), page).await
+    }
+
+    /// Expires unpaid orders past their time every second, until `stop`.
+    pub(crate) async fn expire_periodically(self: Arc<Self>, stop: CancellationToken) {
+        close::expire_periodically(&self.db, &self.outbox_wake, stop).await;
+    }
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    PendingPayment,
+    Paid,
+    Cancelled,
+    Expired,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::PendingPayment => "pending_payment",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Expired => "expired",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct OrderLine {
@@ -29,6 +153,8 @@ pub struct OrderLine {
     pub unit_price: i64,
     pub discount: i64,
     pub line_total: i64,
+    /// Why the pricing policy took something off this line; empty when it did not.
+    pub reason: String,
 }
 
 /// An order as the API shows it.
@@ -36,8 +162,7 @@ pub struct OrderLine {
 pub struct Order {
     pub id: i64,
     pub user_id: i64,
-    /// `pending_payment`, `paid`, `cancelled` or `expired`.
-    pub status: String,
+    pub status: OrderStatus,
     pub items: Vec<OrderLine>,
     pub subtotal: i64,
     pub discount: i64,
@@ -55,7 +180,7 @@ pub struct Order {
 struct OrderRow {
     id: i64,
     user_id: i64,
-    status: String,
+    status: OrderStatus,
     subtotal: i64,
     discount: i64,
     total: i64,
@@ -97,25 +222,21 @@ impl OrderRow {
 }
 
 /// Reads one order with its lines.
-pub async fn read(conn: &mut PgConnection, id: i64) -> ApiResult<Order> {
+async fn read(conn: &mut PgConnection, id: i64) -> Result<Order> {
     let row: OrderRow =
         sqlx::query_as(&format!("select {ORDER_COLUMNS} from orders where id = $1"))
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(ApiError::OrderNotFound(id))?;
+            .ok_or(Error::OrderNotFound(id))?;
     let mut lines = lines_of(conn, &[id]).await?;
     Ok(row.with_lines(lines.remove(&id).unwrap_or_default()))
 }
 
-pub async fn find(db: &PgPool, id: i64) -> ApiResult<Order> {
-    read(&mut *db.acquire().await?, id).await
-}
-
 /// The lines of several orders, by order id.
-async fn lines_of(conn: &mut PgConnection, ids: &[i64]) -> ApiResult<HashMap<i64, Vec<OrderLine>>> {
+async fn lines_of(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<i64, Vec<OrderLine>>> {
     let rows: Vec<(i64, OrderLine)> = sqlx::query_as::<_, LineRow>(
-        "select order_id, product_id, name, quantity, unit_price, discount, line_total
+        "select order_id, product_id, name, quantity, unit_price, discount, line_total, reason
            from order_lines
           where order_id = any($1)
           order by order_id, line_no",
@@ -140,8 +261,7 @@ struct LineRow {
     line: OrderLine,
 }
 
-/// A user's orders, newest first.
-pub async fn of_user(db: &PgPool, user_id: i64, page: PageRequest) -> ApiResult<Page<Order>> {
+async fn of_user(db: &PgPool, user_id: i64, page: PageRequest) -> Result<Page<Order>> {
     let mut conn = db.acquire().await?;
     crate::users::ensure_exists(&mut conn, user_id).await?;
     let rows: Vec<OrderRow> = sqlx::query_as(&format!(
@@ -182,7 +302,7 @@ fn units_by_product(lines: impl IntoIterator<Item = (i64, i64)>) -> (Vec<i64>, V
 }
 
 /// Locks the products' rows in id order and returns `(id, stock, price)`.
-async fn lock_products(tx: &mut PgConnection, ids: &[i64]) -> ApiResult<Vec<(i64, i32, i64)>> {
+async fn lock_products(tx: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i64, i32, i64)>> {
     Ok(sqlx::query_as(
         "select id, stock, price from products where id = any($1) order by id for update",
     )
@@ -192,7 +312,7 @@ async fn lock_products(tx: &mut PgConnection, ids: &[i64]) -> ApiResult<Vec<(i64
 }
 
 /// Moves stock by `sign * units` for each product (already locked).
-async fn move_stock(tx: &mut PgConnection, ids: &[i64], units: &[i32], sign: i32) -> ApiResult<()> {
+async fn move_stock(tx: &mut PgConnection, ids: &[i64], units: &[i32], sign: i32) -> Result<()> {
     sqlx::query(
         "update products p
             set stock = p.stock + $3 * x.units

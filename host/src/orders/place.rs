@@ -1,43 +1,67 @@
-//! Placing an order: price the cart with the policies first, then one
-//! transaction that locks the products in id order, takes the stock, marks
-//! the coupon used and stores the order.
+//! Placing an order: a repeat of an idempotent request is answered from
+//! what was stored before anything else is read; then the cart is priced
+//! with the policies, then one transaction locks the products in id order,
+//! takes the stock, marks the coupon used and stores the order.
 
 use std::collections::HashMap;
 
-use axum::http::StatusCode;
 use chrono::Utc;
 use sqlx::PgPool;
 
 use super::{Order, lock_products, move_stock, read, units_by_product};
 use crate::{
-    http::error::{ApiError, ApiResult},
-    idempotency::{self, IdempotentRequest, Outcome},
+    error::{Error, Result},
+    idempotency::{self, Checked, IdempotentRequest, Outcome},
+    identity::Acting,
     policy::{recorded, registry::Policies},
     quote::{self, CartItem, Quote},
 };
 
-pub struct PlaceOrder {
-    pub user_id: i64,
+/// What a client asks to order (or to quote).
+pub struct Cart {
     pub items: Vec<CartItem>,
     pub user_coupon_id: Option<i64>,
 }
 
-pub async fn place(
+pub(super) async fn place(
     db: &PgPool,
     policies: Policies,
     ttl: std::time::Duration,
-    order: PlaceOrder,
+    acting: Acting,
+    cart: Cart,
     key: Option<&IdempotentRequest>,
-) -> ApiResult<Outcome<Order>> {
-    let inputs = quote::gather(db, order.user_id, &order.items, order.user_coupon_id).await?;
-    // The catalogue prices the policies saw, to re-check under the locks.
-    let seen: HashMap<i64, i64> = inputs
-        .lines
-        .iter()
-        .map(|line| (line.product_id as i64, line.unit_price))
-        .collect();
-    let quote = quote::evaluate(policies, inputs).await?;
+) -> Result<Outcome<Order>> {
+    let user_id = acting.user_id();
+    let priced = idempotency::before_checks(db, key, async {
+        let inputs = quote::gather(db, user_id, &cart.items, cart.user_coupon_id).await?;
+        // The catalogue prices the policies saw, to re-check under the locks.
+        let seen: HashMap<i64, i64> = inputs
+            .lines
+            .iter()
+            .map(|line| (line.product_id as i64, line.unit_price))
+            .collect();
+        let quote = quote::evaluate(policies, inputs).await?;
+        Ok((seen, quote))
+    })
+    .await?;
+    let (seen, quote) = match priced {
+        Checked::Passed(priced) => priced,
+        Checked::Answered(stored) => return Ok(Outcome::Replayed(stored)),
+    };
+    take(db, &quote, &seen, ttl, user_id, key).await
+}
 
+/// The transaction: claims the key first (a repeat that raced this far is
+/// answered from what the first stored), then takes the stock, stores the
+/// order and uses the coupon.
+async fn take(
+    db: &PgPool,
+    quote: &Quote,
+    seen: &HashMap<i64, i64>,
+    ttl: std::time::Duration,
+    user_id: i64,
+    key: Option<&IdempotentRequest>,
+) -> Result<Outcome<Order>> {
     let mut tx = db.begin().await?;
     if let Some(key) = key
         && let Some(stored) = idempotency::claim(&mut tx, key).await?
@@ -54,30 +78,30 @@ pub async fn place(
     let mut short = Vec::new();
     for ((id, stock, price), wanted) in locked.iter().zip(&units) {
         if seen.get(id) != Some(price) {
-            return Err(ApiError::ConcurrentUpdate);
+            return Err(Error::ConcurrentUpdate);
         }
         if stock < wanted {
             short.push(*id);
         }
     }
     if locked.len() != ids.len() {
-        return Err(ApiError::ConcurrentUpdate);
+        return Err(Error::ConcurrentUpdate);
     }
     if !short.is_empty() {
         metrics::counter!("orders_out_of_stock_total").increment(1);
-        return Err(ApiError::OutOfStock(short));
+        return Err(Error::OutOfStock(short));
     }
     move_stock(&mut tx, &ids, &units, -1).await?;
 
-    let order_id = insert(&mut tx, order.user_id, &quote, ttl).await?;
+    let order_id = insert(&mut tx, user_id, quote, ttl).await?;
     // What the policies were asked, for replaying orders through a candidate.
     recorded::record(&mut tx, order_id, &quote.inputs).await?;
     if let Some(user_coupon_id) = quote.user_coupon_id {
-        use_coupon(&mut tx, order.user_id, user_coupon_id, order_id).await?;
+        use_coupon(&mut tx, user_id, user_coupon_id, order_id).await?;
     }
     let placed = read(&mut tx, order_id).await?;
     if let Some(key) = key {
-        idempotency::store(&mut tx, key, StatusCode::CREATED, &placed).await?;
+        idempotency::store(&mut tx, key, 201, &placed).await?;
     }
     tx.commit().await?;
     metrics::counter!("orders_placed_total").increment(1);
@@ -89,7 +113,7 @@ async fn insert(
     user_id: i64,
     quote: &Quote,
     ttl: std::time::Duration,
-) -> ApiResult<i64> {
+) -> Result<i64> {
     let expires_at =
         Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(10));
     let order_id: i64 = sqlx::query_scalar(
@@ -113,10 +137,10 @@ async fn insert(
     let line_nos: Vec<i32> = (1..=quote.items.len() as i32).collect();
     let column = |f: fn(&quote::QuotedLine) -> i64| quote.items.iter().map(f).collect::<Vec<i64>>();
     sqlx::query(
-        "insert into order_lines (order_id, line_no, product_id, name, quantity, unit_price, discount, line_total)
+        "insert into order_lines (order_id, line_no, product_id, name, quantity, unit_price, discount, line_total, reason)
          select $1, x.*
-           from unnest($2::integer[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
-             as x(line_no, product_id, name, quantity, unit_price, discount, line_total)",
+           from unnest($2::integer[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])
+             as x(line_no, product_id, name, quantity, unit_price, discount, line_total, reason)",
     )
     .bind(order_id)
     .bind(&line_nos)
@@ -126,6 +150,7 @@ async fn insert(
     .bind(column(|l| l.unit_price))
     .bind(column(|l| l.discount))
     .bind(column(|l| l.line_total))
+    .bind(quote.items.iter().map(|l| l.reason.clone()).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
     Ok(order_id)
@@ -138,7 +163,7 @@ async fn use_coupon(
     user_id: i64,
     user_coupon_id: i64,
     order_id: i64,
-) -> ApiResult<()> {
+) -> Result<()> {
     let used = sqlx::query(
         "update user_coupons uc
             set status = 'used', used_at = now(), order_id = $3
@@ -154,7 +179,7 @@ async fn use_coupon(
     if used.rows_affected() == 1 {
         Ok(())
     } else {
-        Err(ApiError::CouponUnavailable(format!(
+        Err(Error::CouponUnavailable(format!(
             "user coupon {user_coupon_id} was used or expired meanwhile"
         )))
     }

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     config::Settings,
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
 };
 
 /// The `NOTIFY` channel announcing a changed slot (the payload).
@@ -179,7 +179,7 @@ impl PolicyService {
 
     /// Validates `bytes` against the slot's world, then makes them the
     /// deployment's active version, keeping the slot's configuration.
-    pub async fn upload(&self, slot: Slot, bytes: Vec<u8>) -> ApiResult<PolicyInfo> {
+    pub async fn upload(&self, slot: Slot, bytes: Vec<u8>) -> Result<PolicyInfo> {
         let sha256: [u8; 32] = Sha256::digest(&bytes).into();
         let (name, version) = metadata::label(&bytes, &sha256);
         self.check_and_keep(slot, &sha256, bytes.clone()).await?;
@@ -205,12 +205,12 @@ impl PolicyService {
     }
 
     /// Returns the slot to the version before the active one.
-    pub async fn rollback(&self, slot: Slot) -> ApiResult<PolicyInfo> {
+    pub async fn rollback(&self, slot: Slot) -> Result<PolicyInfo> {
         let mut tx = self.db.begin().await?;
         lock_changes(&mut tx).await?;
         let rows = live(&mut tx, slot, 2).await?;
         if rows.len() < 2 {
-            return Err(ApiError::NoPreviousVersion(slot));
+            return Err(Error::NoPreviousVersion(slot));
         }
         sqlx::query("update policy_versions set retired_at = now() where id = $1")
             .bind(rows[0].id)
@@ -223,14 +223,14 @@ impl PolicyService {
 
     /// Reads the environment's manifest again and activates every slot whose
     /// component or configuration changed. A bad manifest changes nothing.
-    pub async fn reload(&self) -> ApiResult<()> {
+    pub async fn reload(&self) -> Result<()> {
         let manifest = read_manifest(&self.settings)
-            .map_err(|err| ApiError::InvalidManifest(format!("{err:#}")))?;
+            .map_err(|err| Error::InvalidManifest(format!("{err:#}")))?;
         for entry in &manifest.slots {
             let component = check(entry.slot, entry.bytes.clone())
                 .await
                 .map_err(|err| {
-                    ApiError::InvalidManifest(format!(
+                    Error::InvalidManifest(format!(
                         "{}: slot {}: {err}",
                         manifest.path.display(),
                         entry.slot
@@ -257,13 +257,13 @@ impl PolicyService {
         }
         tx.commit().await?;
         for slot in changed {
-            self.sync(slot).await.map_err(ApiError::Internal)?;
+            self.sync(slot).await.map_err(Error::Internal)?;
         }
         Ok(())
     }
 
-    async fn synced(&self, slot: Slot) -> ApiResult<PolicyInfo> {
-        self.sync(slot).await.map_err(ApiError::Internal)?;
+    async fn synced(&self, slot: Slot) -> Result<PolicyInfo> {
+        self.sync(slot).await.map_err(Error::Internal)?;
         Ok(self.registry.active(slot).info.clone())
     }
 

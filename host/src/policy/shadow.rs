@@ -40,7 +40,7 @@ use super::{
     metadata,
     service::{self, Change, PolicyService},
 };
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 
 /// Divergences the deployment keeps per shadow, newest first.
 pub const EXAMPLES_KEPT: usize = 20;
@@ -400,7 +400,7 @@ async fn shadow_row(db: &PgPool, slot: Slot) -> sqlx::Result<Option<ShadowRow>> 
 impl PolicyService {
     /// Makes `bytes` the slot's shadow for the whole deployment, replacing
     /// any shadow it had (whose counts start again).
-    pub async fn start_shadow(&self, slot: Slot, bytes: Vec<u8>) -> ApiResult<ShadowInfo> {
+    pub async fn start_shadow(&self, slot: Slot, bytes: Vec<u8>) -> Result<ShadowInfo> {
         let sha256: [u8; 32] = Sha256::digest(&bytes).into();
         let (name, version) = metadata::label(&bytes, &sha256);
         self.check_and_keep(slot, &sha256, bytes.clone()).await?;
@@ -422,12 +422,12 @@ impl PolicyService {
         .await?;
         service::notify(&mut tx, Change::Shadow(slot)).await?;
         tx.commit().await?;
-        self.sync_shadow(slot).await.map_err(ApiError::Internal)?;
+        self.sync_shadow(slot).await.map_err(Error::Internal)?;
         let shadow = self
             .shadows
             .slot(slot)
             .current()
-            .ok_or(ApiError::NoShadow(slot))?;
+            .ok_or(Error::NoShadow(slot))?;
         let info = &shadow.candidate.info;
         Ok(ShadowInfo {
             slot,
@@ -440,7 +440,7 @@ impl PolicyService {
     }
 
     /// Stops the slot's shadow on every instance; its counts and examples go.
-    pub async fn stop_shadow(&self, slot: Slot) -> ApiResult<()> {
+    pub async fn stop_shadow(&self, slot: Slot) -> Result<()> {
         let mut tx = self.db.begin().await?;
         service::lock_changes(&mut tx).await?;
         let stopped = sqlx::query("delete from policy_shadows where slot = $1")
@@ -448,22 +448,22 @@ impl PolicyService {
             .execute(&mut *tx)
             .await?;
         if stopped.rows_affected() == 0 {
-            return Err(ApiError::NoShadow(slot));
+            return Err(Error::NoShadow(slot));
         }
         service::notify(&mut tx, Change::Shadow(slot)).await?;
         tx.commit().await?;
-        self.sync_shadow(slot).await.map_err(ApiError::Internal)
+        self.sync_shadow(slot).await.map_err(Error::Internal)
     }
 
     /// The slot's shadow across the deployment, with this instance's
     /// latest outcomes added first.
-    pub async fn shadow_report(&self, slot: Slot) -> ApiResult<ShadowReport> {
+    pub async fn shadow_report(&self, slot: Slot) -> Result<ShadowReport> {
         if let Some(shadow) = self.shadows.slot(slot).current() {
             shadow.flush(&self.db).await?;
         }
         let row = shadow_row(&self.db, slot)
             .await?
-            .ok_or(ApiError::NoShadow(slot))?;
+            .ok_or(Error::NoShadow(slot))?;
         let examples: Vec<Example> = sqlx::query_as(
             "select call, input, active_output, coalesce(candidate_output, 'null') as candidate_output,
                     candidate_error, at

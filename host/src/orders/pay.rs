@@ -1,18 +1,20 @@
 //! Paying an order with points: the points, the order's status and the
-//! `order.paid` event change in one transaction.
+//! `order.paid` event change in one transaction. The key is claimed first,
+//! so a repeat is answered from what was stored even after the order
+//! expired or was cancelled.
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
+use super::{OrderStatus, read};
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
     idempotency::{self, IdempotentRequest, Outcome},
-    orders, outbox,
+    outbox,
     points::{self, Kind},
 };
 
@@ -30,12 +32,12 @@ pub struct Payment {
     pub paid_at: DateTime<Utc>,
 }
 
-pub async fn pay(
+pub(super) async fn pay(
     db: &PgPool,
     order_id: i64,
     user_id: i64,
     key: Option<&IdempotentRequest>,
-) -> ApiResult<Outcome<Payment>> {
+) -> Result<Outcome<Payment>> {
     for attempt in 1..=ATTEMPTS {
         let mut tx = db.begin().await?;
         if let Some(key) = key
@@ -43,27 +45,27 @@ pub async fn pay(
         {
             return Ok(Outcome::Replayed(stored));
         }
-        let row: Option<(i64, String, i64, DateTime<Utc>)> = sqlx::query_as(
+        let row: Option<(i64, OrderStatus, i64, DateTime<Utc>)> = sqlx::query_as(
             "select user_id, status, total, expires_at from orders where id = $1 for update",
         )
         .bind(order_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let (owner, status, total, expires_at) = row.ok_or(ApiError::OrderNotFound(order_id))?;
+        let (owner, status, total, expires_at) = row.ok_or(Error::OrderNotFound(order_id))?;
         if owner != user_id {
-            return Err(ApiError::Forbidden(format!(
+            return Err(Error::Forbidden(format!(
                 "order {order_id} is not user {user_id}'s"
             )));
         }
-        if status != "pending_payment" {
-            return Err(ApiError::OrderNotPayable(status));
+        if status != OrderStatus::PendingPayment {
+            return Err(Error::OrderNotPayable(status.as_str().into()));
         }
         if expires_at <= Utc::now() {
-            return Err(ApiError::OrderNotPayable("expired".into()));
+            return Err(Error::OrderNotPayable("expired".into()));
         }
         let wallet = points::read_wallet(&mut tx, user_id).await?;
         if wallet.balance < total {
-            return Err(ApiError::InsufficientPoints {
+            return Err(Error::InsufficientPoints {
                 balance: wallet.balance,
                 total,
             });
@@ -93,7 +95,7 @@ pub async fn pay(
         .bind(balance_after)
         .fetch_one(&mut *tx)
         .await?;
-        let order = orders::read(&mut tx, order_id).await?;
+        let order = read(&mut tx, order_id).await?;
         outbox::record(&mut tx, "order.paid", &order).await?;
         let payment = Payment {
             payment_id,
@@ -105,11 +107,11 @@ pub async fn pay(
             paid_at,
         };
         if let Some(key) = key {
-            idempotency::store(&mut tx, key, StatusCode::CREATED, &payment).await?;
+            idempotency::store(&mut tx, key, 201, &payment).await?;
         }
         tx.commit().await?;
         metrics::counter!("orders_paid_total").increment(1);
         return Ok(Outcome::Fresh(payment));
     }
-    Err(ApiError::ConcurrentUpdate)
+    Err(Error::ConcurrentUpdate)
 }
