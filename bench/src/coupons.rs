@@ -49,6 +49,16 @@ pub struct Args {
 /// The quantity of the refusals-only burst.
 const REFUSALS_QUANTITY: usize = 10;
 
+/// The HS256 secret of the burst with user tokens.
+const JWT_SECRET: &str = "the-bench-hs256-secret-of-at-least-32-bytes";
+
+/// Whether each request carries its user's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tokens {
+    Without,
+    With,
+}
+
 pub async fn run(args: Args) -> anyhow::Result<Vec<Row>> {
     let shape = Shape {
         connections: args.connections,
@@ -76,15 +86,40 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Row>> {
     stop.cancel();
 
     let mut runs = Vec::new();
+    let mut with_tokens = None;
     for &strategy in &args.strategies {
-        let report = burst(strategy, args.quantity, &args, shape, warm_up).await?;
+        let report = burst(
+            strategy,
+            args.quantity,
+            &args,
+            shape,
+            warm_up,
+            Tokens::Without,
+        )
+        .await?;
         runs.push((strategy, report));
+        // The same burst with a user token on every request, right after the
+        // one without, so the two compare within one run.
+        if strategy == IssueStrategy::Reserve {
+            with_tokens =
+                Some(burst(strategy, args.quantity, &args, shape, warm_up, Tokens::With).await?);
+        }
     }
     // The same burst with next to nothing to issue: what the refusals cost
     // alone, so that the report tells it from what the issuances cost.
     let refusals = if args.strategies.contains(&IssueStrategy::Reserve) {
         let quantity = REFUSALS_QUANTITY.min(args.quantity);
-        Some(burst(IssueStrategy::Reserve, quantity, &args, shape, warm_up).await?)
+        Some(
+            burst(
+                IssueStrategy::Reserve,
+                quantity,
+                &args,
+                shape,
+                warm_up,
+                Tokens::Without,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -126,6 +161,26 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Row>> {
             _ => row,
         });
     }
+    if let (Some(with), Some((_, without))) = (
+        &with_tokens,
+        runs.iter()
+            .find(|(strategy, _)| *strategy == IssueStrategy::Reserve),
+    ) {
+        rows.push(
+            Row::new(
+                format!(
+                    "coupon burst with user tokens, reserve: {} users for {}",
+                    thousands(args.requests),
+                    thousands(args.quantity)
+                ),
+                with,
+                "the same burst without tokens",
+                without.per_second(),
+            )
+            .target(0.9)
+            .note("each request carries its user's HS256 token, verified by the server"),
+        );
+    }
     if let Some(refusals) = &refusals {
         rows.push(Row::new(
             format!(
@@ -147,6 +202,7 @@ async fn burst(
     args: &Args,
     shape: Shape,
     warm_up: Shape,
+    tokens: Tokens,
 ) -> anyhow::Result<Report> {
     eprintln!(
         "running {} for a coupon of {quantity}...",
@@ -154,6 +210,9 @@ async fn burst(
     );
     let deployment = Deployment::start(2, |settings| {
         settings.coupon_issue_strategy = strategy;
+        if tokens == Tokens::With {
+            settings.jwt_secret = Some(JWT_SECRET.to_owned());
+        }
     })
     .await?;
     let users = Arc::new(deployment.users(args.requests.max(args.warm_up)).await?);
@@ -164,10 +223,15 @@ async fn burst(
     load::run(
         &deployment.addresses,
         warm_up,
-        issue(practice.id, users.clone()),
+        issue(practice.id, users.clone(), tokens),
     )
     .await?;
-    let report = load::run(&deployment.addresses, shape, issue(coupon.id, users)).await?;
+    let report = load::run(
+        &deployment.addresses,
+        shape,
+        issue(coupon.id, users, tokens),
+    )
+    .await?;
 
     let (issued, rows, holders): (i32, i64, i64) = sqlx::query_as(
         "select issued_quantity,
@@ -210,12 +274,36 @@ async fn burst(
     Ok(report)
 }
 
-fn issue(coupon_id: i64, users: Arc<Vec<i64>>) -> impl Fn(usize) -> Call + Send + Sync + 'static {
+fn issue(
+    coupon_id: i64,
+    users: Arc<Vec<i64>>,
+    tokens: Tokens,
+) -> impl Fn(usize) -> Call + Send + Sync + 'static {
+    // Tokens are signed before the run, so the load generator does not
+    // spend its time signing.
+    let signed: Arc<Vec<String>> = Arc::new(match tokens {
+        Tokens::Without => Vec::new(),
+        Tokens::With => {
+            let signer = commerce::identity::Signer::new(JWT_SECRET);
+            users
+                .iter()
+                .map(|user| {
+                    signer
+                        .issue(*user, false, Duration::from_secs(3600))
+                        .expect("a token")
+                })
+                .collect()
+        }
+    });
     move |n| {
-        Call::post(
+        let call = Call::post(
             format!("/api/v1/coupons/{coupon_id}/issue"),
             format!(r#"{{"user_id":{}}}"#, users[n]),
-        )
+        );
+        match signed.get(n) {
+            Some(token) => call.with_bearer(token.clone()),
+            None => call,
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Call {
     pub method: hyper::Method,
     pub path: String,
     pub body: Option<String>,
+    /// An `Authorization: Bearer` token.
+    pub bearer: Option<String>,
 }
 
 impl Call {
@@ -42,6 +44,7 @@ impl Call {
             method: hyper::Method::GET,
             path: path.into(),
             body: None,
+            bearer: None,
         }
     }
 
@@ -50,7 +53,13 @@ impl Call {
             method: hyper::Method::POST,
             path: path.into(),
             body: Some(body.into()),
+            bearer: None,
         }
+    }
+
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
 }
 
@@ -152,10 +161,13 @@ async fn drive(
             break;
         }
         let call = request(n);
-        let builder = Request::builder()
+        let mut builder = Request::builder()
             .method(call.method)
             .uri(call.path)
             .header("host", &host);
+        if let Some(token) = &call.bearer {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
         let http_request = match call.body {
             Some(body) => builder
                 .header("content-type", "application/json")

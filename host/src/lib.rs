@@ -3,31 +3,31 @@
 //! an [`Application`] directly.
 
 pub mod application;
-pub mod catalog;
+pub(crate) mod catalog;
 pub mod cli;
 pub mod config;
 pub mod coupons;
-pub mod db;
-pub mod demo;
+pub(crate) mod db;
+pub(crate) mod demo;
 pub mod error;
 pub mod http;
-pub mod idempotency;
+pub(crate) mod idempotency;
 pub mod identity;
-pub mod orders;
-pub mod outbox;
-pub mod paging;
-pub mod points;
+pub(crate) mod orders;
+pub(crate) mod outbox;
+pub(crate) mod paging;
+pub(crate) mod points;
 pub mod policy;
-pub mod popular;
-pub mod quote;
+pub(crate) mod popular;
+pub(crate) mod quote;
 pub mod seed;
 pub mod state;
-pub mod tasks;
-pub mod telemetry;
+pub(crate) mod tasks;
+pub(crate) mod telemetry;
 #[cfg(test)]
 mod testing;
-pub mod users;
-pub mod validate;
+pub(crate) mod users;
+pub(crate) mod validate;
 
 pub use application::Application;
 pub use config::Settings;

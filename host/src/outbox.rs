@@ -178,3 +178,52 @@ async fn prune(db: &PgPool, days: u32) {
         Err(err) => tracing::warn!(%err, "cannot prune the outbox"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    async fn events(db: &PgPool, count: i64, published_days_ago: Option<i32>) {
+        sqlx::query(
+            "insert into outbox (type, order_id, payload, published_at)
+             select 'order.paid', g, '{}'::jsonb, now() - make_interval(days => $2)
+               from generate_series(1, $1) g",
+        )
+        .bind(count)
+        .bind(published_days_ago)
+        .execute(db)
+        .await
+        .expect("events are inserted");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn published_events_past_their_retention_are_pruned_and_the_stream_is_capped() {
+        let db = testing::database().await;
+        let redis = testing::redis().await;
+        events(&db, 3, Some(10)).await;
+        events(&db, 2, Some(1)).await;
+        prune(&db, 7).await;
+        let kept: i64 = sqlx::query_scalar("select count(*) from outbox")
+            .fetch_one(&db)
+            .await
+            .expect("a count");
+        assert_eq!(kept, 2, "only events published more than 7 days ago go");
+
+        // 1,000 unpublished events through a stream capped at about 100.
+        events(&db, 1_000, None).await;
+        while publish_batch(&db, &redis, 100).await.expect("published") > 0 {}
+        let mut conn = redis.conn.clone();
+        let length: u64 = redis::cmd("XLEN")
+            .arg(stream(&redis))
+            .query_async(&mut conn)
+            .await
+            .expect("a length");
+        assert!((100..400).contains(&length), "the stream holds {length}");
+        let _: () = redis::cmd("DEL")
+            .arg(stream(&redis))
+            .query_async(&mut conn)
+            .await
+            .expect("deleted");
+    }
+}

@@ -11,12 +11,13 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::{
+    coupons::{self, Coupon, HeldStatus},
     error::{Error, Result},
     policy::{
         LoadedPolicy, PolicyError,
         bindings::{
-            ApplyInput, CouponTerms, DiscountKind, Line, LinePrice, OrderInput, PricedLine,
-            PricingInput, UserFacts, Violation,
+            ApplyInput, CouponTerms, Line, LinePrice, OrderInput, PricedLine, PricingInput,
+            UserFacts, Violation,
         },
         recorded::RecordedInputs,
         registry::Policies,
@@ -114,60 +115,39 @@ pub struct PolicyInputs {
 
 /// A user's coupon with its terms, as an order may use it.
 #[derive(Debug, sqlx::FromRow)]
-struct HeldCoupon {
+struct UsableCoupon {
     user_id: i64,
-    status: String,
-    coupon_id: i64,
-    name: String,
-    discount_kind: String,
-    discount_value: i64,
-    max_amount: Option<i64>,
-    min_order_amount: i64,
-    valid_from: chrono::DateTime<Utc>,
-    valid_until: chrono::DateTime<Utc>,
+    held: HeldStatus,
+    #[sqlx(flatten)]
+    coupon: Coupon,
 }
 
 /// The terms of the user's coupon `id`, if it may be used now:
 /// `COUPON_UNAVAILABLE` when it is another user's, used, or not valid now.
 async fn usable_coupon(db: &PgPool, user_id: i64, id: i64) -> Result<CouponTerms> {
-    let held: Option<HeldCoupon> = sqlx::query_as(
-        "select uc.user_id, uc.status, c.id as coupon_id, c.name, c.discount_kind,
-                c.discount_value, c.max_amount, c.min_order_amount, c.valid_from, c.valid_until
-           from user_coupons uc
-           join coupons c on c.id = uc.coupon_id
+    let usable: Option<UsableCoupon> = sqlx::query_as(&format!(
+        "select uc.user_id, uc.status as held, c.*
+           from user_coupons uc, lateral ({}) c
           where uc.id = $1",
-    )
+        coupons::select_one("uc.coupon_id")
+    ))
     .bind(id)
     .fetch_optional(db)
     .await?;
-    let held = held
-        .filter(|held| held.user_id == user_id)
+    let usable = usable
+        .filter(|usable| usable.user_id == user_id)
         .ok_or_else(|| Error::CouponUnavailable(format!("user coupon {id} is not this user's")))?;
-    if held.status != "available" {
+    if usable.held != HeldStatus::Available {
         return Err(Error::CouponUnavailable(format!(
             "user coupon {id} is already used"
         )));
     }
-    let now = Utc::now();
-    if now < held.valid_from || now >= held.valid_until {
+    if !usable.coupon.is_active_at(Utc::now()) {
         return Err(Error::CouponUnavailable(format!(
             "user coupon {id} is not valid now"
         )));
     }
-    Ok(CouponTerms {
-        coupon_id: held.coupon_id as u64,
-        name: held.name,
-        kind: if held.discount_kind == "percent" {
-            DiscountKind::Percent
-        } else {
-            DiscountKind::Fixed
-        },
-        value: held.discount_value,
-        max_amount: held.max_amount,
-        min_order_amount: held.min_order_amount,
-        valid_from: held.valid_from.timestamp(),
-        valid_until: held.valid_until.timestamp(),
-    })
+    Ok(usable.coupon.terms())
 }
 
 pub async fn gather(
@@ -231,7 +211,16 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> Result<Quote> {
     };
     let prices = policies.pricing.price(pricing.clone())?;
     let priced = priced_lines(&policies.pricing, &pricing.lines, &prices)?;
-    let subtotal: i64 = priced.iter().map(|line| line.line_total).sum();
+    // Checked: a policy's prices may each fit and still overflow together;
+    // such an answer is the policy's failure, never a wrapped total.
+    let subtotal = priced
+        .iter()
+        .try_fold(0i64, |sum, line| sum.checked_add(line.line_total))
+        .ok_or_else(|| PolicyError::Unavailable {
+            slot: policies.pricing.info.slot,
+            policy: policies.pricing.label(),
+            reason: "answered invalidly: the lines' totals overflow".into(),
+        })?;
     let (discount, apply) = match &inputs.coupon {
         None => (0, None),
         Some((_, terms)) => {

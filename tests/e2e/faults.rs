@@ -418,12 +418,17 @@ async fn faults_sigterm_under_load_finishes_accepted_requests_and_refuses_new_on
     let mut lab = Lab::start().await;
     let app = lab.spawn_server(&[]).await;
     let db = lab.db().await;
-    let (products, users) = stock_the_shop(&db, 1, 10_000, 200).await;
+    let (products, users) = stock_the_shop(&db, 1, 10_000, 400).await;
+    let coupon = open_coupon(&app, 1_000).await;
     let instance = app.clone();
+    let (order_users, coupon_users) = (users[..200].to_vec(), users[200..].to_vec());
     let burst = concurrently(200, move |n| {
-        let (instance, user, product) = (instance.clone(), users[n], products[0]);
+        let (instance, user, product) = (instance.clone(), order_users[n], products[0]);
         async move { try_send(instance.order_request(user, &[(product, 1)], None)).await }
     });
+    // Issuances queued in the recorder when the signal comes are recorded
+    // before the process exits: every 201 is a committed row.
+    let coupons = coupon_burst(std::slice::from_ref(&app), &coupon_users, coupon, 0);
     let stop = async {
         tokio::time::sleep(Duration::from_millis(30)).await;
         let child = lab.terminate_server(0);
@@ -434,7 +439,7 @@ async fn faults_sigterm_under_load_finishes_accepted_requests_and_refuses_new_on
         .await
         .expect("waited")
     };
-    let (results, exit) = tokio::join!(burst, stop);
+    let (results, issued, exit) = tokio::join!(burst, coupons, stop);
     assert!(exit.success(), "the server exited with {exit}");
     let answered: Vec<&(StatusCode, Value)> = results.iter().flatten().collect();
     let refused = results.iter().filter(|r| r.is_none()).count();
@@ -455,6 +460,20 @@ async fn faults_sigterm_under_load_finishes_accepted_requests_and_refuses_new_on
     }
     // Every accepted request completed: what is stored is what was answered.
     assert_eq!(stored as usize, created);
+    let confirmed = issued_ids(&issued);
+    let answered_issues = issued.iter().flatten().count();
+    println!(
+        "SIGTERM: 200 issue requests, {answered_issues} answered, {} issued",
+        confirmed.len()
+    );
+    for (status, body) in issued.iter().flatten() {
+        assert!(
+            *status == StatusCode::CREATED || *status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status} {body}"
+        );
+    }
+    let rows = assert_coupon_exact(&db, coupon, 1_000, &confirmed).await;
+    assert!(rows >= confirmed.len() as i64);
     assert!(
         app.get("/healthz").send().await.is_err(),
         "the stopped server still accepts connections"

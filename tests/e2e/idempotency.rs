@@ -150,3 +150,159 @@ async fn a_malformed_key_is_refused() {
     }
     assert_eq!(app.balance(user.id).await, 0);
 }
+
+/// A user with points holding an issued coupon, and a product in stock:
+/// `(user_id, product_id, user_coupon_id)`.
+async fn shopper_with_coupon(app: &Instance, stock: i64) -> (i64, i64, i64) {
+    let user = app.create_user("kim").await;
+    assert_eq!(app.charge(user.id, 500_000).await.0, StatusCode::OK);
+    let product = app.create_product("Kettle", "kitchen", 30_000, stock).await;
+    let coupon = app.create_coupon(&open_coupon("welcome", 10)).await;
+    let (status, issued) = app.issue(coupon.id, user.id).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let held = issued["user_coupon_id"].as_i64().expect("a user coupon");
+    (user.id, product.id, held)
+}
+
+/// Sends the same order with the same key; the answer and its bytes.
+async fn order_with_key(
+    app: &Instance,
+    user: i64,
+    product: i64,
+    quantity: i64,
+    coupon: Option<i64>,
+    key: &str,
+) -> (StatusCode, Option<String>, Vec<u8>) {
+    let response = app
+        .order_request(user, &[(product, quantity)], coupon)
+        .header("Idempotency-Key", key)
+        .send()
+        .await
+        .expect("an answer");
+    let replayed = response
+        .headers()
+        .get("idempotent-replayed")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    (
+        response.status(),
+        replayed,
+        response.bytes().await.expect("a body").to_vec(),
+    )
+}
+
+async fn order_once_then_repeat(
+    deployment: &Deployment,
+    change_between: impl AsyncFnOnce(&Deployment, i64, i64),
+    quantity: i64,
+    stock: i64,
+) {
+    let (a, b) = (deployment.instance(0), deployment.instance(1));
+    let (user, product, held) = shopper_with_coupon(a, stock).await;
+    let (status, replayed, first) =
+        order_with_key(a, user, product, quantity, Some(held), "order-1").await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    assert_eq!(replayed, None);
+    change_between(deployment, user, product).await;
+    // The client never saw the answer and sends it again, to the other
+    // instance: the stored 201, byte for byte, whatever changed since.
+    let (status, replayed, again) =
+        order_with_key(b, user, product, quantity, Some(held), "order-1").await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&again)
+    );
+    assert_eq!(replayed.as_deref(), Some("true"));
+    assert_eq!(again, first);
+    let orders: i64 = sqlx::query_scalar("select count(*) from orders where user_id = $1")
+        .bind(user)
+        .fetch_one(&deployment.db)
+        .await
+        .expect("a count");
+    assert_eq!(orders, 1, "the repeat placed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_with_a_coupon_repeated_on_the_other_instance_answers_the_stored_order() {
+    let deployment = Deployment::start_many(2).await;
+    order_once_then_repeat(&deployment, async |_, _, _| {}, 1, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_repeated_after_the_pricing_policy_was_swapped_answers_the_stored_order() {
+    let deployment = Deployment::start_many(2).await;
+    let swap = async |deployment: &Deployment, _, _| {
+        let (status, body) = send(
+            deployment
+                .app()
+                .admin(reqwest::Method::PUT, "/api/v1/admin/policies/pricing")
+                .body(component("pricing-bulk")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    };
+    // Ten units: pricing-bulk would take 10% off, the stored order did not.
+    order_once_then_repeat(&deployment, swap, 10, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_repeated_after_the_product_sold_out_answers_the_stored_order() {
+    let deployment = Deployment::start_many(2).await;
+    let sell_out = async |deployment: &Deployment, _, product: i64| {
+        let other = deployment.app().create_user("lee").await;
+        assert_eq!(
+            deployment.app().charge(other.id, 500_000).await.0,
+            StatusCode::OK
+        );
+        let (status, body) = deployment
+            .app()
+            .place_order(other.id, &[(product, 1)])
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(deployment.app().stock(product).await, 0);
+    };
+    order_once_then_repeat(&deployment, sell_out, 1, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_repeated_after_the_order_expired_answers_the_stored_payment() {
+    let deployment = Deployment::start_with(2, |settings| settings.order_ttl_seconds = 2).await;
+    let (a, b) = (deployment.instance(0), deployment.instance(1));
+    let user = a.create_user("kim").await;
+    assert_eq!(a.charge(user.id, 100_000).await.0, StatusCode::OK);
+    let product = a.create_product("Mug", "kitchen", 9_000, 5).await;
+    let (status, order) = a.place_order(user.id, &[(product.id, 1)]).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let order_id = order["id"].as_i64().expect("an order id");
+    let first = a
+        .pay_request(order_id, user.id)
+        .header("Idempotency-Key", "pay-1")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first = first.bytes().await.expect("a body");
+    // The paid order is now cancelled, so it could not be paid again, and
+    // past its time.
+    assert_eq!(a.cancel(order_id).await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let again = b
+        .pay_request(order_id, user.id)
+        .header("Idempotency-Key", "pay-1")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.bytes().await.expect("a body"), first);
+    // A payment never replayed points: paid once, refunded once.
+    assert_eq!(a.balance(user.id).await, 100_000);
+}

@@ -220,3 +220,54 @@ async fn the_admin_api_is_closed_without_a_configured_token() {
     )
     .await;
 }
+
+/// The price the catalogue list shows for `product`, through `app`.
+async fn listed_price(app: &Instance, product: i64) -> i64 {
+    let page = app.products("sort=newest&size=100").await;
+    page.items
+        .iter()
+        .find(|item| item.id == product)
+        .map(|item| item.price)
+        .expect("the product is listed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_change_shows_at_once_here_and_within_a_second_everywhere() {
+    let deployment = Deployment::start_many(2).await;
+    let (a, b) = (deployment.instance(0), deployment.instance(1));
+    let product = a.create_product("Kettle", "kitchen", 18_000, 5).await;
+    // Both instances have the page cached.
+    assert_eq!(listed_price(a, product.id).await, 18_000);
+    assert_eq!(listed_price(b, product.id).await, 18_000);
+    let in_stock = b.products("in_stock=true&size=100").await;
+    assert!(in_stock.items.iter().any(|item| item.id == product.id));
+
+    let (status, body) = send(
+        a.admin(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/admin/products/{}", product.id),
+        )
+        .json(&serde_json::json!({ "price": 17_000, "stock": 0 })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        listed_price(a, product.id).await,
+        17_000,
+        "at once, through the writer"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let price = listed_price(b, product.id).await;
+        let in_stock = b.products("in_stock=true&size=100").await;
+        if price == 17_000 && !in_stock.items.iter().any(|item| item.id == product.id) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "the other instance still shows {price} after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

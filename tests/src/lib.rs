@@ -62,6 +62,33 @@ pub fn component(name: &str) -> Vec<u8> {
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// The HS256 secret of the deployments that check user tokens.
+pub const JWT_SECRET: &str = "the-e2e-tests-hs256-secret-of-40-bytes!!";
+
+/// An HS256 token for `user_id` signed with [`JWT_SECRET`], valid an hour.
+pub fn user_token(user_id: i64, admin: bool) -> String {
+    let mut claims = serde_json::json!({
+        "sub": user_id.to_string(),
+        "exp": chrono::Utc::now().timestamp() + 3600,
+    });
+    if admin {
+        claims["roles"] = serde_json::json!(["admin"]);
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()).expect("an HMAC key"),
+    )
+    .expect("a token")
+}
+
+/// Whether every deployment checks user tokens (`COMMERCE_E2E_AUTH=1`): the
+/// suite then runs with authentication on, every request carrying an
+/// admin-role user token unless it sets its own.
+pub fn authentication_everywhere() -> bool {
+    std::env::var("COMMERCE_E2E_AUTH").is_ok_and(|value| value == "1")
+}
+
 /// Several server instances sharing one fresh database and one Redis prefix:
 /// one deployment, as in production.
 pub struct Deployment {
@@ -109,6 +136,9 @@ impl Deployment {
             settings.component_dir = repository().join("target/plugins");
             settings.admin_token = Some(ADMIN_TOKEN.to_owned());
             settings.db_pool_size = 16;
+            if authentication_everywhere() {
+                settings.jwt_secret = Some(JWT_SECRET.to_owned());
+            }
             adjust(&mut settings);
             let app = Application::build(settings)
                 .await
@@ -116,13 +146,21 @@ impl Deployment {
             let base = format!("http://{}", app.local_addr());
             let stop = stop.clone();
             tokio::spawn(app.run_until(async move { stop.notified().await }));
+            let mut client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(256);
+            if authentication_everywhere() {
+                let mut headers = reqwest::header::HeaderMap::new();
+                let bearer = format!("Bearer {}", user_token(1, true));
+                headers.insert(
+                    reqwest::header::AUTHORIZATION,
+                    bearer.parse().expect("a header value"),
+                );
+                client = client.default_headers(headers);
+            }
             instances.push(Instance {
                 base,
-                client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(30))
-                    .pool_max_idle_per_host(256)
-                    .build()
-                    .expect("an HTTP client"),
+                client: client.build().expect("an HTTP client"),
             });
         }
         let db = PgPool::connect(&format!("{}/{database}", server_url()))

@@ -206,6 +206,9 @@ pub async fn write(db: &PgPool, coupon_id: i64, user_id: i64, lease: &Lease) -> 
     Ok(Fenced::Issued(issued))
 }
 
+/// Queues kept before the idle ones are dropped.
+const MAX_IDLE_QUEUES: usize = 1_024;
+
 /// This process's waiters for coupon locks, queued per coupon.
 pub struct Turns {
     /// Names this process in the next-turn claim.
@@ -222,8 +225,13 @@ impl Turns {
     }
 
     /// The coupon's queue; tokio's mutex serves waiters in arrival order.
+    /// Queues nobody waits in are dropped once there are many, so one per
+    /// coupon ever asked for does not pile up.
     fn queue(&self, coupon_id: i64) -> Arc<tokio::sync::Mutex<()>> {
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        if queues.len() >= MAX_IDLE_QUEUES {
+            queues.retain(|_, queue| Arc::strong_count(queue) > 1);
+        }
         queues.entry(coupon_id).or_default().clone()
     }
 }

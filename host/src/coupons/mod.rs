@@ -176,6 +176,11 @@ const COLUMNS: &str = "id, name, discount_kind, discount_value, max_amount, tota
     issued_quantity, total_quantity - issued_quantity as remaining, min_order_amount,
     valid_from, valid_until";
 
+/// The select of one coupon by the id in `id` (a parameter or a column).
+pub(crate) fn select_one(id: &str) -> String {
+    format!("select {COLUMNS} from coupons where id = {id}")
+}
+
 impl Coupon {
     /// Valid from `valid_from` (included) until `valid_until` (excluded).
     pub fn is_active_at(&self, now: DateTime<Utc>) -> bool {
@@ -261,7 +266,7 @@ pub async fn create(db: &PgPool, new: NewCoupon) -> Result<Coupon> {
 }
 
 pub(crate) async fn find(db: &PgPool, id: i64) -> Result<Coupon> {
-    sqlx::query_as(&format!("select {COLUMNS} from coupons where id = $1"))
+    sqlx::query_as(&select_one("$1"))
         .bind(id)
         .fetch_optional(db)
         .await?

@@ -73,7 +73,73 @@ impl Modify for AdminAuth {
 
 /// The documented API, as `/openapi.json` serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    with_identity(api_routes().split_for_parts().1)
+}
+
+/// Paths anyone may call without a token (API.md, Identity).
+fn is_public(path: &str, method: &str) -> bool {
+    method == "get"
+        && (path.starts_with("/api/v1/products")
+            || path == "/api/v1/coupons/{coupon_id}"
+            || matches!(path, "/healthz" | "/readyz"))
+}
+
+/// Declares who may call each operation: the user-token scheme, and the
+/// `401 UNAUTHORIZED` and `403 FORBIDDEN` answers of every operation that
+/// needs a token.
+fn with_identity(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, security::SecurityRequirement};
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "user_token",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            if is_public(path, method) || path == "/openapi.json" {
+                continue;
+            }
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| {
+                problem("UNAUTHORIZED: no valid token (`WWW-Authenticate: Bearer`)").into()
+            });
+            responses.entry("403".into()).or_insert_with(|| {
+                problem("FORBIDDEN: the token may not act for this user, or lacks the admin role")
+                    .into()
+            });
+            if operation.security.is_none() {
+                operation.security = Some(vec![
+                    SecurityRequirement::new("user_token", Vec::<String>::new()),
+                    SecurityRequirement::new("admin_token", Vec::<String>::new()),
+                ]);
+            }
+        }
+    }
+    openapi
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -90,6 +156,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
+    let openapi = with_identity(openapi);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|uri: Uri| async move { ApiError::RouteNotFound(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -120,14 +120,17 @@ impl Caller {
     }
 
     /// The admin API: the admin token or the admin role, whether user
-    /// authentication is on or off.
+    /// authentication is on or off. A user without the role is `FORBIDDEN`;
+    /// no credentials at all is `UNAUTHORIZED`.
     pub fn admin(self) -> Result<()> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(Error::Unauthorized(
+        match self {
+            caller if caller.is_admin() => Ok(()),
+            Caller::User { id, .. } => Err(Error::Forbidden(format!(
+                "user {id} does not have the admin role"
+            ))),
+            _ => Err(Error::Unauthorized(
                 "the admin token or an admin user's token is required".into(),
-            ))
+            )),
         }
     }
 }
@@ -264,6 +267,15 @@ pub struct Signer {
 }
 
 impl Signer {
+    /// A signer with `secret` and no issuer or audience.
+    pub fn new(secret: &str) -> Self {
+        Self {
+            secret: secret.to_owned(),
+            issuer: None,
+            audience: None,
+        }
+    }
+
     /// The signer of the server's settings, when it has an HS256 secret.
     pub fn from_settings(settings: &Settings) -> Option<Self> {
         Some(Self {

@@ -29,6 +29,12 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 const DEADLINE_TICKS: u64 = 10;
 /// Pooled memories returned to the kernel in one batch.
 const DECOMMIT_BATCH: usize = 16;
+/// Core instances, memories and tables a call may create, and table size:
+/// far above what a component of any of the supported languages needs.
+const MAX_INSTANCES: usize = 64;
+const MAX_MEMORIES: usize = 8;
+const MAX_TABLES: usize = 64;
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 /// Log lines kept per call, and their length, so a chatty policy cannot
 /// flood the log or the host's memory.
 const MAX_LOG_LINES: usize = 32;
@@ -47,6 +53,11 @@ impl CallState {
     /// kept for the call's report. Each contract version's `host.log` lands here.
     pub(crate) fn record_log(&mut self, level: bindings::LogLevel, message: String) {
         use bindings::LogLevel::*;
+        if self.logs.len() >= MAX_LOG_LINES {
+            // Past the cap a line reaches neither the report nor `tracing`:
+            // a policy logging in a loop must not flood the server's log.
+            return;
+        }
         let message: String = message.chars().take(MAX_LOG_CHARS).collect();
         let policy = self.policy.as_str();
         match level {
@@ -56,9 +67,7 @@ impl CallState {
             Warn => tracing::warn!(policy, "{message}"),
             Error => tracing::error!(policy, "{message}"),
         }
-        if self.logs.len() < MAX_LOG_LINES {
-            self.logs.push((level, message));
-        }
+        self.logs.push((level, message));
     }
 }
 
@@ -117,8 +126,15 @@ impl PolicyEngine {
 
     /// A fresh store for one call of `policy`.
     pub fn store(&self, policy: &str) -> Store<CallState> {
+        // Besides memory bytes: how many instances, memories and tables a
+        // component may create, and how large a table may grow, so a
+        // component cannot exhaust the host with many small ones.
         let limits = StoreLimitsBuilder::new()
             .memory_size(MEMORY_PER_CALL)
+            .instances(MAX_INSTANCES)
+            .memories(MAX_MEMORIES)
+            .tables(MAX_TABLES)
+            .table_elements(MAX_TABLE_ELEMENTS)
             .trap_on_grow_failure(true)
             .build();
         let mut store = Store::new(
