@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create and migrate the database if needed, then serve the API.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Load synthetic products quickly, for benchmarks.
     Seed(Seed),
     /// Print an HS256 user token signed with JWT_SECRET, for development.
@@ -135,7 +135,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Some(Command::Serve(serve)) => run_server(serve).await,
+            Some(Command::Serve(serve)) => run_server(*serve).await,
             None => run_server(cli.serve).await,
             Some(Command::Policy(command)) => run_policy(command).await,
             Some(Command::Token(token)) => {

@@ -176,6 +176,32 @@ impl IssueStrategy {
     }
 }
 
+impl Settings {
+    /// The settings `commerce serve` would use with no environment at all.
+    pub fn defaults() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        Only::parse_from(["commerce"]).settings
+    }
+
+    pub fn order_ttl(&self) -> Duration {
+        Duration::from_secs(self.order_ttl_seconds)
+    }
+
+    pub fn is_prod(&self) -> bool {
+        self.environment == "prod"
+    }
+
+    /// Whether this process follows edits to the policy manifest and components.
+    pub fn watches_policies(&self) -> bool {
+        self.watch_policies.unwrap_or(self.environment == "dev")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,31 +226,5 @@ mod tests {
         for secret in ["admin-secret", "jwt-secret", "s3cret"] {
             assert!(!shown.contains(secret), "{shown}");
         }
-    }
-}
-
-impl Settings {
-    /// The settings `commerce serve` would use with no environment at all.
-    pub fn defaults() -> Self {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        Only::parse_from(["commerce"]).settings
-    }
-
-    pub fn order_ttl(&self) -> Duration {
-        Duration::from_secs(self.order_ttl_seconds)
-    }
-
-    pub fn is_prod(&self) -> bool {
-        self.environment == "prod"
-    }
-
-    /// Whether this process follows edits to the policy manifest and components.
-    pub fn watches_policies(&self) -> bool {
-        self.watch_policies.unwrap_or(self.environment == "dev")
     }
 }
