@@ -164,33 +164,6 @@ async fn shopper_with_coupon(app: &Instance, stock: i64) -> (i64, i64, i64) {
     (user.id, product.id, held)
 }
 
-/// Sends the same order with the same key; the answer and its bytes.
-async fn order_with_key(
-    app: &Instance,
-    user: i64,
-    product: i64,
-    quantity: i64,
-    coupon: Option<i64>,
-    key: &str,
-) -> (StatusCode, Option<String>, Vec<u8>) {
-    let response = app
-        .order_request(user, &[(product, quantity)], coupon)
-        .header("Idempotency-Key", key)
-        .send()
-        .await
-        .expect("an answer");
-    let replayed = response
-        .headers()
-        .get("idempotent-replayed")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    (
-        response.status(),
-        replayed,
-        response.bytes().await.expect("a body").to_vec(),
-    )
-}
-
 async fn order_once_then_repeat(
     deployment: &Deployment,
     change_between: impl AsyncFnOnce(&Deployment, i64, i64),
@@ -199,28 +172,19 @@ async fn order_once_then_repeat(
 ) {
     let (a, b) = (deployment.instance(0), deployment.instance(1));
     let (user, product, held) = shopper_with_coupon(a, stock).await;
-    let (status, replayed, first) =
-        order_with_key(a, user, product, quantity, Some(held), "order-1").await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&first)
-    );
-    assert_eq!(replayed, None);
+    let order = |app: &Instance| app.order_request(user, &[(product, quantity)], Some(held));
+    let first = send_with_key(order(a), "order-1").await;
+    let shown = String::from_utf8_lossy(&first.body).into_owned();
+    assert_eq!(first.status, StatusCode::CREATED, "{shown}");
+    assert!(!first.replayed);
     change_between(deployment, user, product).await;
     // The client never saw the answer and sends it again, to the other
     // instance: the stored 201, byte for byte, whatever changed since.
-    let (status, replayed, again) =
-        order_with_key(b, user, product, quantity, Some(held), "order-1").await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&again)
-    );
-    assert_eq!(replayed.as_deref(), Some("true"));
-    assert_eq!(again, first);
+    let again = send_with_key(order(b), "order-1").await;
+    let shown = String::from_utf8_lossy(&again.body).into_owned();
+    assert_eq!(again.status, StatusCode::CREATED, "{shown}");
+    assert!(again.replayed);
+    assert_eq!(again.body, first.body);
     let orders: i64 = sqlx::query_scalar("select count(*) from orders where user_id = $1")
         .bind(user)
         .fetch_one(&deployment.db)
@@ -282,27 +246,16 @@ async fn a_payment_repeated_after_the_order_expired_answers_the_stored_payment()
     let (status, order) = a.place_order(user.id, &[(product.id, 1)]).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     let order_id = order["id"].as_i64().expect("an order id");
-    let first = a
-        .pay_request(order_id, user.id)
-        .header("Idempotency-Key", "pay-1")
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(first.status(), StatusCode::CREATED);
-    let first = first.bytes().await.expect("a body");
+    let first = send_with_key(a.pay_request(order_id, user.id), "pay-1").await;
+    assert_eq!(first.status, StatusCode::CREATED);
     // The paid order is now cancelled, so it could not be paid again, and
     // past its time.
     assert_eq!(a.cancel(order_id).await.0, StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
-    let again = b
-        .pay_request(order_id, user.id)
-        .header("Idempotency-Key", "pay-1")
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(again.status(), StatusCode::CREATED);
-    assert_eq!(again.headers()["idempotent-replayed"], "true");
-    assert_eq!(again.bytes().await.expect("a body"), first);
+    let again = send_with_key(b.pay_request(order_id, user.id), "pay-1").await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert!(again.replayed);
+    assert_eq!(again.body, first.body);
     // A payment never replayed points: paid once, refunded once.
     assert_eq!(a.balance(user.id).await, 100_000);
 }

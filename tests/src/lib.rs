@@ -271,6 +271,32 @@ pub async fn read(response: Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// An idempotent request's answer: its status, whether it was replayed,
+/// and its body's bytes.
+pub struct Keyed {
+    pub status: StatusCode,
+    pub replayed: bool,
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` with an `Idempotency-Key`.
+pub async fn send_with_key(request: RequestBuilder, key: &str) -> Keyed {
+    let response = request
+        .header("Idempotency-Key", key)
+        .send()
+        .await
+        .expect("the server answers");
+    let replayed = response
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|value| value == "true");
+    Keyed {
+        status: response.status(),
+        replayed,
+        body: response.bytes().await.expect("a body").to_vec(),
+    }
+}
+
 /// Sends, checks the status and decodes the body as `T`.
 pub async fn expect<T: DeserializeOwned>(request: RequestBuilder, status: StatusCode) -> T {
     let (got, body) = send(request).await;

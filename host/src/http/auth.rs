@@ -31,7 +31,7 @@ where
 }
 
 /// Proof that the caller holds the admin token or an admin user's token.
-pub struct Admin(#[allow(dead_code)] pub Caller);
+pub struct Admin;
 
 impl<S> FromRequestParts<S> for Admin
 where
@@ -41,14 +41,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let token = bearer(parts).ok_or_else(|| {
-            crate::Error::Unauthorized(
-                "the admin token or an admin user's token is required".into(),
-            )
-        })?;
-        let caller = state.identity.caller(Some(token)).await?;
+        let caller = Caller::from_request_parts(parts, state).await?;
         caller.admin()?;
-        Ok(Admin(caller))
+        Ok(Admin)
     }
 }
