@@ -428,6 +428,7 @@ async fn a_bad_manifest_stops_start_up_naming_the_file_and_slot() {
         uuid::Uuid::new_v4().simple()
     );
     settings.environment = "broken".to_owned();
+    settings.jwt_secret = Some(JWT_SECRET.to_owned());
     settings.manifest_dir = folder.clone();
     settings.component_dir = repository().join("target/plugins");
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());

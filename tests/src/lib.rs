@@ -140,6 +140,12 @@ impl Deployment {
                 settings.jwt_secret = Some(JWT_SECRET.to_owned());
             }
             adjust(&mut settings);
+            // Outside `dev` the server needs user keys to start.
+            if settings.environment != "dev" && settings.jwt_jwks.is_none() {
+                settings
+                    .jwt_secret
+                    .get_or_insert_with(|| JWT_SECRET.to_owned());
+            }
             let app = Application::build(settings)
                 .await
                 .expect("the application starts");
