@@ -136,15 +136,15 @@ impl Deployment {
             settings.component_dir = repository().join("target/plugins");
             settings.admin_token = Some(ADMIN_TOKEN.to_owned());
             settings.db_pool_size = 16;
-            if authentication_everywhere() {
-                settings.jwt_secret = Some(JWT_SECRET.to_owned());
-            }
             adjust(&mut settings);
-            // Outside `dev` the server needs user keys to start.
-            if settings.environment != "dev" && settings.jwt_jwks.is_none() {
-                settings
-                    .jwt_secret
-                    .get_or_insert_with(|| JWT_SECRET.to_owned());
+            // Outside `dev` the server needs user keys to start: the harness
+            // gives it its own, and its requests a token, unless the test
+            // chose keys itself.
+            let harness_keys = settings.jwt_secret.is_none()
+                && settings.jwt_jwks.is_none()
+                && (authentication_everywhere() || settings.environment != "dev");
+            if harness_keys {
+                settings.jwt_secret = Some(JWT_SECRET.to_owned());
             }
             let app = Application::build(settings)
                 .await
@@ -155,7 +155,7 @@ impl Deployment {
             let mut client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .pool_max_idle_per_host(256);
-            if authentication_everywhere() {
+            if harness_keys {
                 let mut headers = reqwest::header::HeaderMap::new();
                 let bearer = format!("Bearer {}", user_token(1, true));
                 headers.insert(
