@@ -79,6 +79,8 @@ pub enum ApiError {
     OrderNotCancellable(String),
     #[error("the {0} slot has no shadow")]
     NoShadow(crate::policy::Slot),
+    #[error("replay {0} is not known to this instance (a restart forgets replays)")]
+    ReplayNotFound(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -111,7 +113,7 @@ impl ApiError {
             IdempotencyKeyReused | OrderRejected(_) | CouponNotApplicable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            OrderNotFound(_) | NoShadow(_) => StatusCode::NOT_FOUND,
+            OrderNotFound(_) | NoShadow(_) | ReplayNotFound(_) => StatusCode::NOT_FOUND,
             OutOfStock(_)
             | CouponUnavailable(_)
             | InsufficientPoints { .. }
@@ -159,6 +161,7 @@ impl ApiError {
             OrderNotPayable(_) => "ORDER_NOT_PAYABLE",
             OrderNotCancellable(_) => "ORDER_NOT_CANCELLABLE",
             NoShadow(_) => "NO_SHADOW",
+            ReplayNotFound(_) => "REPLAY_NOT_FOUND",
             CouponNotFound(_) => "COUPON_NOT_FOUND",
             CouponSoldOut(_) => "COUPON_SOLD_OUT",
             CouponAlreadyIssued { .. } => "COUPON_ALREADY_ISSUED",

@@ -1,6 +1,8 @@
 //! The HTTP surface: one router module per resource, the problem+json error
 //! type, extractors, and the middleware every request passes through.
 
+mod console;
+mod console_api;
 mod coupons;
 pub mod error;
 pub mod extract;
@@ -84,6 +86,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(quotes::routes())
         .merge(orders::routes())
         .merge(ops::routes())
+        .merge(console::routes())
 }
 
 pub fn router(state: AppState) -> Router {
