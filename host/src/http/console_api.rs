@@ -119,7 +119,7 @@ async fn slots(_: Admin, State(state): State<AppState>) -> Json<SlotsOverview> {
 
 /// One activation of a slot.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HistoryEntry {
+pub struct ActivationEntry {
     /// Row id: activations are numbered in the order they happened.
     id: i64,
     name: String,
@@ -142,7 +142,7 @@ pub struct HistoryEntry {
     security(("admin_token" = [])),
     params(("slot" = Slot, Path), PageQuery),
     responses(
-        (status = 200, body = Page<HistoryEntry>),
+        (status = 200, body = Page<ActivationEntry>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
@@ -152,7 +152,7 @@ async fn history(
     State(state): State<AppState>,
     Path(slot): Path<String>,
     Query(page): Query<PageQuery>,
-) -> ApiResult<Json<Page<HistoryEntry>>> {
+) -> ApiResult<Json<Page<ActivationEntry>>> {
     let slot = parse_slot(&slot)?;
     let page = page.validate()?;
     let (rows, total) = state
@@ -173,7 +173,7 @@ async fn history(
             } else {
                 "standby"
             };
-            HistoryEntry {
+            ActivationEntry {
                 id: row.id,
                 name: row.name,
                 version: row.version,
@@ -383,7 +383,7 @@ async fn list_replays(_: Admin) -> Json<Vec<ReplayJob>> {
 /// One replay: its progress while it runs, its report once done.
 #[utoipa::path(get, path = "/api/v1/admin/replays/{id}", tag = "admin",
     security(("admin_token" = [])),
-    params(("id" = String, Path, description = "32 hex digits")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "32 hex digits")),
     responses(
         (status = 200, body = ReplayJob),
         (status = 400, body = Problem, content_type = "application/problem+json"),
