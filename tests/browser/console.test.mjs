@@ -185,6 +185,7 @@ async function main() {
     await signIn(a, 'a', 'not-the-token');
     await seeText(a, '#signin-message', 'Wrong token');
     await seeText(a, '#signin-message', '401 UNAUTHORIZED');
+    if (await a.locator('#nav').isVisible()) throw new Error('the pages are offered before signing in');
     await shoot(a, 'sign-in-wrong-token.png', false);
   });
 

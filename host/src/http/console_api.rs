@@ -291,6 +291,7 @@ fn update(id: &str, change: impl FnOnce(&mut ReplayJob)) {
         (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT or INVALID_REQUEST (a bad `since`)"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "SERVICE_UNAVAILABLE: 32 replays are queued or running here"),
     ))]
 async fn start_replay(
     _: Admin,
@@ -325,9 +326,17 @@ async fn start_replay(
     };
     {
         let mut jobs = jobs();
-        if jobs.len() >= JOBS_KEPT
-            && let Some(oldest) = jobs.iter().position(|job| job.finished_at.is_some())
-        {
+        if jobs.len() >= JOBS_KEPT {
+            // The oldest finished job makes room; with none finished, the
+            // queue is full.
+            let oldest = jobs
+                .iter()
+                .position(|job| job.finished_at.is_some())
+                .ok_or_else(|| {
+                    ApiError::ServiceUnavailable(format!(
+                        "{JOBS_KEPT} replays are queued or running on this instance; retry once one finishes"
+                    ))
+                })?;
             jobs.remove(oldest);
         }
         jobs.push_back(job.clone());
@@ -568,7 +577,9 @@ fn stats_from(text: &str) -> LiveStats {
             }
             "policy_call_duration_seconds_bucket" => {
                 // `+Inf` is the count.
-                if let Ok(le) = sample.label("le").parse::<f64>() {
+                if let Ok(le) = sample.label("le").parse::<f64>()
+                    && le.is_finite()
+                {
                     let bucket = buckets
                         .entry(policy_key(&sample))
                         .or_default()
