@@ -45,6 +45,8 @@ pub enum Error {
     InvalidManifest(String),
     #[error("the {0} slot has no shadow")]
     NoShadow(Slot),
+    #[error("replay {0} is not known to this instance (a restart forgets replays)")]
+    ReplayNotFound(String),
     #[error("coupon {0} does not exist")]
     CouponNotFound(i64),
     #[error("coupon {0} is sold out")]

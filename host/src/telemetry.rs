@@ -20,6 +20,13 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Policy call buckets in seconds: a call takes tens of microseconds, below
+/// the first of [`LATENCY_BUCKETS`].
+const POLICY_CALL_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+    1.0,
+];
+
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -35,6 +42,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                     LATENCY_BUCKETS,
                 )
                 .expect("the latency buckets are not empty")
+                // A full name takes precedence over the suffix above.
+                .set_buckets_for_metric(
+                    Matcher::Full("policy_call_duration_seconds".into()),
+                    POLICY_CALL_BUCKETS,
+                )
+                .expect("the policy call buckets are not empty")
                 .build_recorder();
             let handle = recorder.handle();
             // Fails only when another recorder was installed first, in which

@@ -65,7 +65,7 @@ fn status(err: &Error) -> StatusCode {
         Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Forbidden(_) => StatusCode::FORBIDDEN,
         UserNotFound(_) | ProductNotFound(_) | UnknownSlot(_) | OrderNotFound(_) | NoShadow(_)
-        | CouponNotFound(_) => StatusCode::NOT_FOUND,
+        | CouponNotFound(_) | ReplayNotFound(_) => StatusCode::NOT_FOUND,
         ConcurrentUpdate
         | IdempotencyKeyInProgress
         | NoPreviousVersion(_)
@@ -105,6 +105,7 @@ fn code(err: &Error) -> &'static str {
         NoPreviousVersion(_) => "NO_PREVIOUS_VERSION",
         InvalidManifest(_) => "INVALID_MANIFEST",
         NoShadow(_) => "NO_SHADOW",
+        ReplayNotFound(_) => "REPLAY_NOT_FOUND",
         CouponNotFound(_) => "COUPON_NOT_FOUND",
         CouponSoldOut(_) => "COUPON_SOLD_OUT",
         CouponAlreadyIssued { .. } => "COUPON_ALREADY_ISSUED",

@@ -2,6 +2,8 @@
 //! type, extractors, and the middleware every request passes through.
 
 mod auth;
+mod console;
+mod console_api;
 mod coupons;
 pub mod error;
 pub mod extract;
@@ -152,6 +154,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(quotes::routes())
         .merge(orders::routes())
         .merge(ops::routes())
+        .merge(console::routes())
 }
 
 pub fn router(state: AppState) -> Router {

@@ -97,7 +97,7 @@ async fn upload_policy(
 }
 
 /// The body of a component upload, refused when empty or too large.
-fn component_bytes(
+pub(super) fn component_bytes(
     bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Vec<u8>> {
     let bytes = bytes.map_err(|rejection| {

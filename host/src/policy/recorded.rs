@@ -89,6 +89,14 @@ pub async fn page(
     .await
 }
 
+/// How many orders placed since `since` a replay would read.
+pub async fn count(db: &PgPool, since: DateTime<Utc>) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from order_policy_inputs where created_at >= $1")
+        .bind(since)
+        .fetch_one(db)
+        .await
+}
+
 /// Deletes inputs older than `days` days, every hour, until cancelled.
 pub async fn prune_periodically(db: PgPool, days: u32, stop: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));

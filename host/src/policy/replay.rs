@@ -15,8 +15,10 @@
 use std::{fmt, sync::Arc};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use utoipa::ToSchema;
 
 use super::{
     LoadedPolicy, PolicyError, Slot,
@@ -30,7 +32,7 @@ const PAGE: i64 = 500;
 pub const EXAMPLES: usize = 10;
 
 /// What a replay found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReplayReport {
     pub slot: Slot,
     /// The candidate's `name@version`.
@@ -54,12 +56,15 @@ pub struct ReplayReport {
     pub examples: Vec<ReplayExample>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReplayExample {
     pub order_id: i64,
     pub created_at: DateTime<Utc>,
+    /// What the order came to.
+    #[schema(value_type = Object)]
     pub recorded: Value,
     /// The candidate's answer, or `{"failed": reason}`.
+    #[schema(value_type = Object)]
     pub candidate: Value,
     /// Won, candidate minus recorded.
     pub difference: i64,
@@ -81,6 +86,17 @@ pub async fn replay(
     candidate: Arc<LoadedPolicy>,
     since: DateTime<Utc>,
 ) -> anyhow::Result<ReplayReport> {
+    replay_with_progress(db, candidate, since, |_, _| {}).await
+}
+
+/// As [`replay`], telling `progress` after each page how many recorded
+/// orders were read so far and what the report holds, for long runs.
+pub async fn replay_with_progress(
+    db: &PgPool,
+    candidate: Arc<LoadedPolicy>,
+    since: DateTime<Utc>,
+    mut progress: impl FnMut(u64, &ReplayReport),
+) -> anyhow::Result<ReplayReport> {
     let slot = candidate.info.slot;
     let mut report = ReplayReport {
         slot,
@@ -95,12 +111,14 @@ pub async fn replay(
         examples: Vec::new(),
     };
     let mut after = 0;
+    let mut read = 0;
     loop {
         let orders = recorded::page(db, since, after, PAGE).await?;
         let Some(last) = orders.last() else {
             return Ok(report);
         };
         after = last.order_id;
+        read += orders.len() as u64;
         let policy = candidate.clone();
         // Policy calls are CPU work: off the async workers.
         let verdicts = tokio::task::spawn_blocking(move || {
@@ -113,6 +131,7 @@ pub async fn replay(
         for (order, verdict) in verdicts {
             report.add(&order, verdict);
         }
+        progress(read, &report);
     }
 }
 

@@ -84,6 +84,20 @@ impl Change {
     }
 }
 
+/// A row of `policy_versions` as the history shows it: `retired_at` is set
+/// once a rollback retired it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ActivationRecord {
+    pub id: i64,
+    pub sha256: Vec<u8>,
+    pub name: String,
+    pub version: String,
+    pub config: Json<Vec<(String, String)>>,
+    pub source: String,
+    pub activated_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
 /// A row of `policy_versions`.
 #[derive(Debug, sqlx::FromRow)]
 struct Activation {
@@ -180,6 +194,17 @@ impl PolicyService {
     /// Validates `bytes` against the slot's world, then makes them the
     /// deployment's active version, keeping the slot's configuration.
     pub async fn upload(&self, slot: Slot, bytes: Vec<u8>) -> Result<PolicyInfo> {
+        self.upload_from(slot, bytes, "upload").await
+    }
+
+    /// As [`PolicyService::upload`], recording where the bytes came from
+    /// (`upload`, or `shadow` for a promoted candidate).
+    pub(super) async fn upload_from(
+        &self,
+        slot: Slot,
+        bytes: Vec<u8>,
+        source: &str,
+    ) -> Result<PolicyInfo> {
         let sha256: [u8; 32] = Sha256::digest(&bytes).into();
         let (name, version) = metadata::label(&bytes, &sha256);
         self.check_and_keep(slot, &sha256, bytes.clone()).await?;
@@ -197,7 +222,7 @@ impl PolicyService {
             name,
             version,
             config,
-            source: "upload".to_owned(),
+            source: source.to_owned(),
         };
         activate(&mut tx, slot, &row).await?;
         tx.commit().await?;
@@ -260,6 +285,33 @@ impl PolicyService {
             self.sync(slot).await.map_err(Error::Internal)?;
         }
         Ok(())
+    }
+
+    /// The slot's activations, newest first, `limit` from `offset`, and how
+    /// many there are: the history a console shows.
+    pub async fn history(
+        &self,
+        slot: Slot,
+        limit: i64,
+        offset: i64,
+    ) -> sqlx::Result<(Vec<ActivationRecord>, i64)> {
+        let rows = sqlx::query_as(
+            "select id, sha256, name, version, config, source, activated_at, retired_at
+               from policy_versions
+              where slot = $1
+              order by id desc
+              limit $2 offset $3",
+        )
+        .bind(slot.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.db)
+        .await?;
+        let total = sqlx::query_scalar("select count(*) from policy_versions where slot = $1")
+            .bind(slot.as_str())
+            .fetch_one(&self.db)
+            .await?;
+        Ok((rows, total))
     }
 
     async fn synced(&self, slot: Slot) -> Result<PolicyInfo> {

@@ -489,6 +489,31 @@ impl PolicyService {
         })
     }
 
+    /// The candidate shadowing the slot on this instance, if any.
+    pub fn shadow(&self, slot: Slot) -> Option<Arc<Shadow>> {
+        self.shadows.slot(slot).current()
+    }
+
+    /// Makes the slot's shadow candidate the active version (with the
+    /// slot's configuration, as it ran) and stops the shadow.
+    pub async fn promote_shadow(&self, slot: Slot) -> Result<PolicyInfo> {
+        let bytes: Vec<u8> = sqlx::query_scalar(
+            "select c.bytes from policy_shadows s
+               join policy_components c on c.sha256 = s.sha256
+              where s.slot = $1",
+        )
+        .bind(slot.as_str())
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(Error::NoShadow(slot))?;
+        let info = self.upload_from(slot, bytes, "shadow").await?;
+        match self.stop_shadow(slot).await {
+            // Stopped meanwhile through another instance: nothing left to do.
+            Ok(()) | Err(Error::NoShadow(_)) => Ok(info),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Installs the slot's shadow as PostgreSQL has it now.
     pub async fn sync_shadow(&self, slot: Slot) -> anyhow::Result<()> {
         let _one_at_a_time = self.sync_lock.lock().await;
