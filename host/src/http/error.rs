@@ -49,6 +49,8 @@ pub enum ApiError {
     NoPreviousVersion(crate::policy::Slot),
     #[error("{0}")]
     InvalidManifest(String),
+    #[error("{0}")]
+    InvalidConfig(String),
     #[error("coupon {0} does not exist")]
     CouponNotFound(i64),
     #[error("coupon {0} is sold out")]
@@ -96,9 +98,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidRequest(_) | InvalidAmount(_) | InvalidComponent(_) | InvalidManifest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            InvalidRequest(_) | InvalidAmount(_) | InvalidComponent(_) | InvalidManifest(_)
+            | InvalidConfig(_) => StatusCode::BAD_REQUEST,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthorized => StatusCode::UNAUTHORIZED,
             UserNotFound(_) | ProductNotFound(_) | RouteNotFound(_) | UnknownSlot(_) => {
@@ -149,6 +150,7 @@ impl ApiError {
             UnknownSlot(_) => "UNKNOWN_SLOT",
             NoPreviousVersion(_) => "NO_PREVIOUS_VERSION",
             InvalidManifest(_) => "INVALID_MANIFEST",
+            InvalidConfig(_) => "INVALID_CONFIG",
             OrderRejected(_) => "ORDER_REJECTED",
             OrderNotFound(_) => "ORDER_NOT_FOUND",
             OutOfStock(_) => "OUT_OF_STOCK",
@@ -231,6 +233,7 @@ impl From<crate::policy::PolicyError> for ApiError {
             PolicyError::Unavailable { .. } => Self::PolicyUnavailable(err.to_string()),
             PolicyError::InvalidComponent(reason) => Self::InvalidComponent(reason),
             PolicyError::UnknownSlot(_) => Self::UnknownSlot(err.to_string()),
+            PolicyError::InvalidConfig(reason) => Self::InvalidConfig(reason),
         }
     }
 }

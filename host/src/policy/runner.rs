@@ -67,15 +67,14 @@ pub fn load(bytes: &[u8], slot: Slot) -> Result<std::sync::Arc<LoadedPolicy>, Po
     let component = Compiled::new(bytes)?;
     let (name, version) =
         super::metadata::read(bytes).unwrap_or_else(|| ("unnamed".to_owned(), "0.0.0".to_owned()));
-    let info = PolicyInfo {
+    let info = PolicyInfo::new(
         slot,
         name,
         version,
-        sha256: String::new(),
-        loaded_at: chrono::Utc::now(),
-        source: "runner".to_owned(),
-        contract: String::new(),
-    };
+        String::new(),
+        chrono::Utc::now(),
+        "runner".to_owned(),
+    );
     LoadedPolicy::prepare(slot, component, info, Vec::new(), 0)
 }
 
