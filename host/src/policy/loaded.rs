@@ -70,7 +70,8 @@ pub struct PolicyInfo {
     /// Hex SHA-256 of the component's bytes.
     pub sha256: String,
     pub loaded_at: DateTime<Utc>,
-    /// Where it came from: `manifest:<file>` or `upload`.
+    /// Where this activation came from: `manifest:<file>`, `upload`, or
+    /// `config` (a configuration change through the API).
     pub source: String,
     /// The `commerce:policy` version the component was built against, e.g. `1.1.0`.
     pub contract: String,
