@@ -67,7 +67,10 @@ fn operation_section(out: &mut String, method: &str, path: &str, operation: &Val
             let _ = write!(out, "{}\n\n", one_paragraph(text));
         }
     }
-    let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+    let parameters = operation["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if !parameters.is_empty() {
         out.push_str("| parameter | in | type | required | meaning |\n|---|---|---|---|---|\n");
         for parameter in &parameters {
@@ -77,7 +80,11 @@ fn operation_section(out: &mut String, method: &str, path: &str, operation: &Val
                 text(&parameter["name"]),
                 text(&parameter["in"]),
                 ty(&parameter["schema"]),
-                if parameter["required"] == true { "yes" } else { "no" },
+                if parameter["required"] == true {
+                    "yes"
+                } else {
+                    "no"
+                },
                 cell(&text(&parameter["description"]))
             );
         }
@@ -116,7 +123,7 @@ fn schema_section(out: &mut String, name: &str, schema: &Value) {
         let _ = write!(out, "{}\n\n", one_paragraph(description));
     }
     let Some(properties) = schema["properties"].as_object() else {
-        let _ = write!(out, "{}\n", ty(schema));
+        let _ = writeln!(out, "{}", ty(schema));
         return;
     };
     let required: Vec<&str> = schema["required"]
@@ -127,7 +134,11 @@ fn schema_section(out: &mut String, name: &str, schema: &Value) {
         .collect();
     out.push_str("| field | type | meaning |\n|---|---|---|\n");
     for (field, property) in properties {
-        let optional = if required.contains(&field.as_str()) { "" } else { " (optional)" };
+        let optional = if required.contains(&field.as_str()) {
+            ""
+        } else {
+            " (optional)"
+        };
         let _ = writeln!(
             out,
             "| `{field}` | {}{optional} | {} |",
@@ -176,7 +187,11 @@ fn ty(schema: &Value) -> String {
             None => kind,
         },
     };
-    if nullable { format!("{shown} or null") } else { shown }
+    if nullable {
+        format!("{shown} or null")
+    } else {
+        shown
+    }
 }
 
 fn text(value: &Value) -> String {
@@ -215,7 +230,12 @@ mod tests {
         for (path, _) in doc["paths"].as_object().into_iter().flatten() {
             assert!(written.contains(&format!(" {path}`")), "{path}");
         }
-        for code in ["INVALID_CONFIG", "UNKNOWN_SLOT", "NO_SHADOW", "INVALID_COMPONENT"] {
+        for code in [
+            "INVALID_CONFIG",
+            "UNKNOWN_SLOT",
+            "NO_SHADOW",
+            "INVALID_COMPONENT",
+        ] {
             assert!(written.contains(code), "{code}");
         }
     }
@@ -236,11 +256,18 @@ mod tests {
         }
         let mut broken = Vec::new();
         let mut checked = 0;
-        for file in files.iter().filter(|file| file.extension().is_some_and(|ext| ext == "md")) {
+        for file in files
+            .iter()
+            .filter(|file| file.extension().is_some_and(|ext| ext == "md"))
+        {
             let Ok(text) = std::fs::read_to_string(file) else {
                 continue;
             };
-            for target in text.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+            for target in text
+                .split("](")
+                .skip(1)
+                .filter_map(|rest| rest.split(')').next())
+            {
                 let target = target.split('#').next().unwrap_or_default().trim();
                 if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
                     continue;
@@ -260,6 +287,10 @@ mod tests {
             }
         }
         assert!(checked > 20, "only {checked} links were found");
-        assert!(broken.is_empty(), "links that a clone cannot follow:\n{}", broken.join("\n"));
+        assert!(
+            broken.is_empty(),
+            "links that a clone cannot follow:\n{}",
+            broken.join("\n")
+        );
     }
 }
