@@ -287,21 +287,7 @@ fn run_cases(
     if input.is_dir() {
         let paths = commerce_policy_cases::files(input).map_err(anyhow::Error::msg)?;
         let policy = load_policy(&bytes, slot, config)?;
-        let summary = commerce_policy_cases::Summary::run(&paths, |case| {
-            let case = runner::Case::from_codec(case.clone())?;
-            if case.slot != policy.info.slot {
-                return Err(format!(
-                    "a case of the {} slot; {} fills {}",
-                    case.slot,
-                    policy.label(),
-                    policy.info.slot
-                ));
-            }
-            let function = call.clone().unwrap_or(case.call);
-            let run = runner::run_policy(&policy, &function, &case.input)
-                .map_err(|err| err.to_string())?;
-            Ok((run.output, Some(run.report.fuel), Some(run.report.elapsed)))
-        });
+        let summary = runner::run_cases(&policy, &paths, call.as_deref());
         println!(
             "{} (commerce:policy@{}) on {}",
             policy.label(),

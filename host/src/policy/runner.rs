@@ -7,7 +7,12 @@
 //! built against, so a case means the same in `cargo test` of the plugin
 //! and here.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use commerce_policy_cases::Summary;
 
 use serde_json::Value;
 
@@ -159,5 +164,24 @@ pub fn run_policy(
         output: output.to_json(),
         report,
         contract,
+    })
+}
+
+/// Runs every case of `paths` through `policy` (with `function` instead of
+/// each case's, when given): a pass/fail row per case, with its fuel and time.
+pub fn run_cases(policy: &LoadedPolicy, paths: &[PathBuf], function: Option<&str>) -> Summary {
+    Summary::run(paths, |case| {
+        let case = Case::from_codec(case.clone())?;
+        if case.slot != policy.info.slot {
+            return Err(format!(
+                "a case of the {} slot; {} fills {}",
+                case.slot,
+                policy.label(),
+                policy.info.slot
+            ));
+        }
+        let function = function.unwrap_or(&case.call);
+        let run = run_policy(policy, function, &case.input).map_err(|err| err.to_string())?;
+        Ok((run.output, Some(run.report.fuel), Some(run.report.elapsed)))
     })
 }
