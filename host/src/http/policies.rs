@@ -219,15 +219,7 @@ async fn configure_policy(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<PolicyInfo>> {
     let slot = parse_slot(&slot)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit: super::JSON_BODY_LIMIT,
-            }
-        } else {
-            ApiError::invalid(rejection.body_text())
-        }
-    })?;
+    let body = body.map_err(|rejection| body_error(&rejection, super::JSON_BODY_LIMIT))?;
     let config = config_from(&body)?;
     Ok(Json(state.policies.set_config(slot, config).await?))
 }
@@ -236,21 +228,22 @@ async fn configure_policy(
 fn component_bytes(
     bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Vec<u8>> {
-    let bytes = bytes.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit: COMPONENT_LIMIT,
-            }
-        } else {
-            ApiError::invalid(rejection.body_text())
-        }
-    })?;
+    let bytes = bytes.map_err(|rejection| body_error(&rejection, COMPONENT_LIMIT))?;
     if bytes.is_empty() {
         return Err(ApiError::InvalidComponent(
             "the body is empty; send the component's bytes".into(),
         ));
     }
     Ok(bytes.to_vec())
+}
+
+/// A body that could not be read: too large for `limit`, or cut short.
+fn body_error(rejection: &axum::extract::rejection::BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge { limit }
+    } else {
+        ApiError::invalid(rejection.body_text())
+    }
 }
 
 /// Return a slot to the version before the active one.

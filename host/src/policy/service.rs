@@ -85,12 +85,7 @@ impl PolicyService {
         bytes: Vec<u8>,
         config: Option<Config>,
     ) -> ApiResult<PolicyInfo> {
-        let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-        let (name, version) = metadata::label(&bytes, &sha256);
-        let component = self.mirror.compile(slot, &sha256, bytes.clone()).await?;
-        if let Some(config) = &config {
-            component.validate(config)?;
-        }
+        let (sha256, name, version) = self.accept(slot, &bytes, config.as_ref()).await?;
         let mut change = self.store.change().await?;
         let config = match config {
             Some(config) => config,
@@ -199,12 +194,7 @@ impl PolicyService {
         bytes: Vec<u8>,
         config: Option<Config>,
     ) -> ApiResult<ShadowInfo> {
-        let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-        let (name, version) = metadata::label(&bytes, &sha256);
-        let component = self.mirror.compile(slot, &sha256, bytes.clone()).await?;
-        if let Some(config) = &config {
-            component.validate(config)?;
-        }
+        let (sha256, name, version) = self.accept(slot, &bytes, config.as_ref()).await?;
         let mut change = self.store.change().await?;
         let new = NewShadow {
             sha256,
@@ -301,6 +291,24 @@ impl PolicyService {
             note,
             examples,
         })
+    }
+
+    /// Compiles an uploaded component, checks it against the slot's world
+    /// and `config` against the keys it declares, and keeps it compiled:
+    /// its digest, name and version.
+    async fn accept(
+        &self,
+        slot: Slot,
+        bytes: &[u8],
+        config: Option<&Config>,
+    ) -> ApiResult<([u8; 32], String, String)> {
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let (name, version) = metadata::label(bytes, &sha256);
+        let component = self.mirror.compile(slot, &sha256, bytes.to_vec()).await?;
+        if let Some(config) = config {
+            component.validate(config)?;
+        }
+        Ok((sha256, name, version))
     }
 
     /// The configuration a shadow runs with: its own, or the active version's.
