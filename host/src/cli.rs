@@ -10,7 +10,7 @@ use crate::{
     Application,
     config::Settings,
     db, demo, identity,
-    policy::{Slot, replay, runner},
+    policy::{LoadedPolicy, Slot, metadata, replay, runner},
     seed, telemetry,
 };
 
@@ -41,25 +41,38 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PolicyCommand {
-    /// Run a component on an input: prints the output, fuel used, wall time and logs.
+    /// Run a component on a case, a bare input, or every case of a folder:
+    /// prints the output, fuel used, wall time and logs; for a folder, a
+    /// pass/fail table. Fails when an output differs from the expected one.
     Run {
         /// The component, e.g. target/plugins/pricing-bulk.wasm.
         component: PathBuf,
-        /// The slot it fills: pricing, coupon or order_rules.
-        #[arg(long)]
-        slot: Slot,
-        /// A case file ({"slot", "call", "input", "expected"}) or a bare input.
+        /// A case file ({"slot", "call", "input", "expected"}), a bare input,
+        /// or a folder of case files (e.g. plugins/pricing-bulk/cases).
         #[arg(long)]
         input: PathBuf,
+        /// The slot it fills; by default the case's, or the one the
+        /// component's exports fill.
+        #[arg(long)]
+        slot: Option<Slot>,
         /// The function to call; defaults to the case's, or the slot's first.
         #[arg(long)]
         call: Option<String>,
+        /// Run with this configuration instead of the case's (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
     },
-    /// Say whether a component implements a slot's world, and why not.
+    /// Say whether a component fills a slot (and why not), and print the
+    /// configuration keys it declares; with --config, check a configuration
+    /// against them.
     Check {
         component: PathBuf,
+        /// The slot to check; by default the one its exports fill.
         #[arg(long)]
-        slot: Slot,
+        slot: Option<Slot>,
+        /// A configuration to validate against the declared keys (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
     },
     /// Re-run the policy inputs recorded with each order through a candidate:
     /// how many orders it would change, by how much money, and the first ones.
@@ -70,6 +83,10 @@ enum PolicyCommand {
         /// The candidate component, e.g. target/plugins/pricing-bulk.wasm.
         #[arg(long)]
         component: PathBuf,
+        /// Run the candidate with this configuration instead of each order's
+        /// recorded one (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
         /// Orders placed since: a duration back from now (24h, 30m, 7d) or an RFC 3339 time.
         #[arg(long, default_value = "24h", value_parser = replay::parse_since)]
         since: chrono::DateTime<chrono::Utc>,
@@ -174,78 +191,185 @@ async fn run_server(serve: Serve) -> anyhow::Result<()> {
 
 async fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
-        PolicyCommand::Check { component, slot } => {
-            let bytes = std::fs::read(&component)
-                .with_context(|| format!("cannot read {}", component.display()))?;
-            let policy = runner::load(&bytes, slot)?;
-            println!(
-                "{} implements the {slot} slot (commerce:policy@{})",
-                component.display(),
-                policy.info.contract
-            );
-            Ok(())
-        }
+        PolicyCommand::Check {
+            component,
+            slot,
+            config,
+        } => check_policy(&component, slot, &config),
         PolicyCommand::Replay {
             slot,
             component,
+            config,
             since,
             database_url,
         } => {
-            let bytes = std::fs::read(&component)
-                .with_context(|| format!("cannot read {}", component.display()))?;
+            let bytes = read_component(&component)?;
+            let config = (!config.is_empty())
+                .then(|| metadata::from_pairs(&config))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let candidate = runner::load(&bytes, slot)?;
+            if let Some(config) = &config {
+                metadata::validate(candidate.info.config_keys.as_deref(), config)
+                    .map_err(anyhow::Error::msg)?;
+            }
             let db = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(2)
                 .connect(&database_url)
                 .await
                 .with_context(|| format!("cannot connect to {database_url}"))?;
-            print!("{}", replay::replay(&db, candidate, since).await?);
+            print!(
+                "{}",
+                replay::replay_with(&db, candidate, since, config, |_, _| {}).await?
+            );
             Ok(())
         }
         PolicyCommand::Run {
             component,
-            slot,
             input,
+            slot,
             call,
-        } => {
-            let bytes = std::fs::read(&component)
-                .with_context(|| format!("cannot read {}", component.display()))?;
-            let text = std::fs::read_to_string(&input)
-                .with_context(|| format!("cannot read {}", input.display()))?;
-            let json: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", input.display()))?;
-            // A case file wraps the input; a bare input is the record itself.
-            let case: Option<runner::Case> = serde_json::from_value(json.clone()).ok();
-            let (function, input, expected) = match case {
-                Some(case) => (call.unwrap_or(case.call), case.input, case.expected),
-                None => (
-                    call.unwrap_or_else(|| runner::functions(slot)[0].to_owned()),
-                    json,
-                    None,
-                ),
-            };
-            let run = runner::run(&bytes, slot, &function, &input)?;
-            println!("{}", serde_json::to_string_pretty(&run.output)?);
-            println!(
-                "fuel: {} instructions, time: {:.3} ms, contract: commerce:policy@{}",
-                run.report.fuel,
-                run.report.elapsed.as_secs_f64() * 1000.0,
-                run.contract
-            );
-            for (level, message) in &run.report.logs {
-                println!("log {level:?}: {message}");
-            }
-            match expected {
-                Some(expected) if expected == run.output => {
-                    println!("matches the expected output");
-                    Ok(())
-                }
-                Some(expected) => anyhow::bail!(
-                    "differs from the expected output:\n{}",
-                    serde_json::to_string_pretty(&expected)?
-                ),
-                None => Ok(()),
+            config,
+        } => run_cases(&component, &input, slot, call, &config),
+    }
+}
+
+fn read_component(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The component loaded as `slot`, or as the slot its exports fill.
+fn load_policy(
+    bytes: &[u8],
+    slot: Option<Slot>,
+    config: &[String],
+) -> anyhow::Result<std::sync::Arc<LoadedPolicy>> {
+    let config = metadata::from_pairs(config).map_err(anyhow::Error::msg)?;
+    let slot = match slot {
+        Some(slot) => slot,
+        None => runner::load_any(bytes)?.info.slot,
+    };
+    let policy = runner::load_with(bytes, slot, config)?;
+    metadata::validate(policy.info.config_keys.as_deref(), &policy.config)
+        .map_err(anyhow::Error::msg)?;
+    Ok(policy)
+}
+
+/// `commerce policy check`: the slot, the declared configuration, and
+/// whether `config` fits it.
+fn check_policy(
+    component: &std::path::Path,
+    slot: Option<Slot>,
+    config: &[String],
+) -> anyhow::Result<()> {
+    let bytes = read_component(component)?;
+    let policy = match slot {
+        Some(slot) => runner::load(&bytes, slot)?,
+        None => runner::load_any(&bytes)?,
+    };
+    println!(
+        "{} ({}) implements the {} slot (commerce:policy@{})",
+        component.display(),
+        policy.label(),
+        policy.info.slot,
+        policy.info.contract
+    );
+    match &policy.info.config_keys {
+        None => println!("it declares no configuration keys: any configuration is accepted"),
+        Some(keys) if keys.is_empty() => println!("it reads no configuration"),
+        Some(keys) => {
+            println!("configuration it reads:");
+            let width = keys.iter().map(|key| key.key.len()).max().unwrap_or(0);
+            for key in keys {
+                println!(
+                    "  {:width$}  default {:<12} {}",
+                    key.key,
+                    format!("{:?}", key.default),
+                    key.description
+                );
             }
         }
+    }
+    if !config.is_empty() {
+        let config = metadata::from_pairs(config).map_err(anyhow::Error::msg)?;
+        metadata::validate(policy.info.config_keys.as_deref(), &config)
+            .map_err(|err| anyhow::anyhow!("configuration refused: {err}"))?;
+        let missing = metadata::missing(policy.info.config_keys.as_deref(), &config);
+        println!("the configuration is accepted");
+        if let Some(note) = metadata::missing_note(&missing) {
+            println!("note: {note}");
+        }
+    }
+    Ok(())
+}
+
+/// `commerce policy run`: one case or input, or a folder of cases.
+fn run_cases(
+    component: &std::path::Path,
+    input: &std::path::Path,
+    slot: Option<Slot>,
+    call: Option<String>,
+    config: &[String],
+) -> anyhow::Result<()> {
+    let bytes = read_component(component)?;
+    if input.is_dir() {
+        let paths = commerce_policy_cases::files(input).map_err(anyhow::Error::msg)?;
+        let policy = load_policy(&bytes, slot, config)?;
+        let summary = runner::run_cases(&policy, &paths, call.as_deref());
+        println!(
+            "{} (commerce:policy@{}) on {}",
+            policy.label(),
+            policy.info.contract,
+            input.display()
+        );
+        println!("{summary}");
+        if summary.failed() > 0 {
+            anyhow::bail!(
+                "{} of {} cases failed",
+                summary.failed(),
+                summary.rows.len()
+            );
+        }
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(input)
+        .with_context(|| format!("cannot read {}", input.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", input.display()))?;
+    // A case file wraps the input; a bare input is the record itself.
+    let case = runner::Case::parse(&text)
+        .transpose()
+        .map_err(|err| anyhow::anyhow!("{}: {err}", input.display()))?;
+    let slot = slot.or(case.as_ref().map(|case| case.slot));
+    let policy = load_policy(&bytes, slot, config)?;
+    let (function, input, expected) = match case {
+        Some(case) => (call.unwrap_or(case.call), case.input, case.expected),
+        None => (
+            call.unwrap_or_else(|| runner::functions(policy.info.slot)[0].to_owned()),
+            json,
+            None,
+        ),
+    };
+    let run = runner::run_policy(&policy, &function, &input)?;
+    println!("{}", serde_json::to_string_pretty(&run.output)?);
+    println!(
+        "fuel: {} instructions, time: {:.3} ms, contract: commerce:policy@{}",
+        run.report.fuel,
+        run.report.elapsed.as_secs_f64() * 1000.0,
+        run.contract
+    );
+    for (level, message) in &run.report.logs {
+        println!("log {level:?}: {message}");
+    }
+    match expected {
+        Some(expected) if expected == run.output => {
+            println!("matches the expected output");
+            Ok(())
+        }
+        Some(expected) => anyhow::bail!(
+            "differs from the expected output:\n{}",
+            serde_json::to_string_pretty(&expected)?
+        ),
+        None => Ok(()),
     }
 }

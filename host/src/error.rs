@@ -126,6 +126,7 @@ impl From<crate::policy::PolicyError> for Error {
             PolicyError::Unavailable { .. } => Self::PolicyUnavailable(err.to_string()),
             PolicyError::InvalidComponent(reason) => Self::InvalidComponent(reason),
             PolicyError::UnknownSlot(_) => Self::UnknownSlot(err.to_string()),
+            PolicyError::InvalidConfig(reason) => Self::InvalidConfig(reason),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Run with `cargo test --release --workspace`.
 
 mod bad_input;
+mod config;
 mod console;
 mod coupons;
 mod evolution;

@@ -543,3 +543,51 @@ async fn the_native_environment_prices_as_the_standard_components_do() {
         "{problem}"
     );
 }
+
+#[test]
+fn a_folder_of_cases_runs_them_all_and_names_the_ones_that_fail() {
+    let loyalty = component("pricing-loyalty");
+    let cases = repository().join("plugins/pricing-loyalty/cases");
+    let paths = commerce_policy_cases::files(&cases).expect("cases");
+    let policy = runner::load(&loyalty, Slot::Pricing).expect("a component");
+    let summary = runner::run_cases(&policy, &paths, None);
+    println!("{summary}");
+    assert_eq!((summary.passed(), summary.failed()), (paths.len(), 0));
+    assert!(
+        summary
+            .rows
+            .iter()
+            .all(|row| row.fuel.is_some_and(|fuel| fuel > 0))
+    );
+
+    // With a configuration of its own, every customer is loyal: the cases
+    // that expect list price fail, and the table says which.
+    let generous = runner::load_with(
+        &loyalty,
+        Slot::Pricing,
+        vec![("min_lifetime_spend".to_owned(), "0".to_owned())],
+    )
+    .expect("a component");
+    let summary = runner::run_cases(&generous, &paths, None);
+    let table = summary.to_string();
+    println!("{table}");
+    assert!(summary.failed() >= 2, "{table}");
+    assert!(
+        table.contains("FAIL  a-new-customer-pays-list-price.json"),
+        "{table}"
+    );
+    assert!(
+        table.ends_with(&format!(
+            "{} cases: {} passed, {} failed",
+            paths.len(),
+            summary.passed(),
+            summary.failed()
+        )),
+        "{table}"
+    );
+
+    // A case of another slot is a failure of its own, not a crash.
+    let coupon = runner::load(&component("coupon-standard"), Slot::Coupon).expect("a component");
+    let summary = runner::run_cases(&coupon, &paths, None);
+    assert_eq!(summary.failed(), paths.len());
+}

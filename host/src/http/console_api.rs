@@ -89,17 +89,9 @@ async fn slots(_: Admin, State(state): State<AppState>) -> Json<SlotsOverview> {
         .into_iter()
         .map(|slot| {
             let current = policies.registry.slot(slot);
-            let shadow = policies.shadow(slot).map(|shadow| {
-                let info = &shadow.candidate.info;
-                ShadowInfo {
-                    slot,
-                    name: info.name.clone(),
-                    version: info.version.clone(),
-                    sha256: info.sha256.clone(),
-                    started_at: shadow.started_at,
-                    contract: info.contract.clone(),
-                }
-            });
+            let shadow = policies
+                .shadow(slot)
+                .map(|shadow| policies.shadow_info(slot, &shadow));
             SlotOverview {
                 slot,
                 active: current.active.info.clone(),
@@ -349,7 +341,7 @@ async fn start_replay(
         let run = async {
             let total = recorded::count(&db, since).await?;
             update(&id, |job| job.total = total);
-            replay::replay_with_progress(&db, candidate, since, |read, report| {
+            replay::replay_with(&db, candidate, since, None, |read, report| {
                 update(&id, |job| {
                     job.read = read;
                     job.report = Some(report.clone());

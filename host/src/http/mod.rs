@@ -1,6 +1,8 @@
 //! The HTTP surface: one router module per resource, the problem+json error
 //! type, extractors, and the middleware every request passes through.
 
+#[cfg(test)]
+mod api_reference;
 mod auth;
 mod console;
 mod console_api;

@@ -1,7 +1,21 @@
-//! `/api/v1/admin/policies`: what serves each slot, swaps, rollbacks,
-//! reloads, and shadows that try a candidate beside the active version.
+//! `/api/v1/admin/policies`: what serves each slot, swaps, configuration
+//! changes, rollbacks, reloads, and shadows that try a candidate beside the
+//! active version.
+//!
+//! A component is uploaded as its bare bytes (`application/wasm`: the slot's
+//! configuration stays) or as `multipart/form-data` with a `component` part
+//! and a `config` part (a JSON object of strings), to install or shadow it
+//! together with its configuration.
 
-use axum::{body::Bytes, extract::DefaultBodyLimit, extract::State, http::StatusCode};
+use std::collections::BTreeMap;
+
+use axum::{
+    body::Bytes,
+    extract::{
+        DefaultBodyLimit, FromRequest, Multipart, Request, State, multipart::MultipartError,
+    },
+    http::{StatusCode, header},
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{
@@ -14,9 +28,12 @@ use super::{
     extract::{Admin, Json, Path},
 };
 use crate::{
+    Error,
     policy::{
         Slot,
+        bindings::Config,
         loaded::PolicyInfo,
+        metadata,
         shadow::{ShadowInfo, ShadowReport},
     },
     state::AppState,
@@ -29,6 +46,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_policies))
         .routes(routes!(upload_policy).layer(DefaultBodyLimit::max(COMPONENT_LIMIT)))
+        .routes(routes!(configure_policy))
         .routes(routes!(rollback_policy))
         .routes(routes!(reload_policies))
         .routes(
@@ -44,14 +62,94 @@ pub struct PolicyList {
 }
 
 fn list(state: &AppState) -> PolicyList {
-    let registry = &state.policies.registry;
     PolicyList {
-        environment: registry.environment.clone(),
+        environment: state.policies.registry.environment.clone(),
         slots: Slot::ALL
             .into_iter()
-            .map(|slot| registry.active(slot).info.clone())
+            .map(|slot| state.policies.info(slot))
             .collect(),
     }
+}
+
+/// A component upload with its configuration, as `multipart/form-data`
+/// (documentation only: the handler reads the parts itself).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ComponentForm {
+    /// The component's bytes.
+    #[schema(value_type = String, format = Binary)]
+    component: Vec<u8>,
+    /// The configuration to run it with: a JSON object of strings.
+    #[schema(value_type = Object)]
+    config: Option<BTreeMap<String, String>>,
+}
+
+/// What an upload carries.
+struct Upload {
+    component: Vec<u8>,
+    /// `None` for bare bytes.
+    config: Option<Config>,
+}
+
+impl Upload {
+    /// Bare component bytes, or a multipart form with `component` and `config`.
+    async fn read(request: Request) -> ApiResult<Self> {
+        let multipart = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("multipart/form-data"));
+        if !multipart {
+            let bytes = Bytes::from_request(request, &()).await;
+            return Ok(Self {
+                component: component_bytes(bytes)?,
+                config: None,
+            });
+        }
+        let mut form = Multipart::from_request(request, &())
+            .await
+            .map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
+        let (mut component, mut config) = (None, None);
+        while let Some(field) = form.next_field().await.map_err(form_error)? {
+            let name = field.name().unwrap_or_default().to_owned();
+            let bytes = field.bytes().await.map_err(form_error)?;
+            match name.as_str() {
+                "component" => component = Some(bytes),
+                "config" => config = Some(config_from(&bytes)?),
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "the form has a part named {other:?}; it takes `component` and `config`"
+                    )));
+                }
+            }
+        }
+        let component = component
+            .ok_or_else(|| Error::InvalidComponent("the form has no `component` part".into()))?;
+        Ok(Self {
+            component: component_bytes(Ok(component))?,
+            config,
+        })
+    }
+}
+
+fn form_error(err: MultipartError) -> ApiError {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge {
+            limit: COMPONENT_LIMIT,
+        }
+    } else {
+        ApiError::invalid(format!("the form cannot be read: {}", err.body_text()))
+    }
+}
+
+/// A configuration from a request body or form part: a JSON object of strings.
+fn config_from(bytes: &[u8]) -> ApiResult<Config> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+        Error::InvalidConfig(format!(
+            "the configuration is not JSON ({err}); send an object of strings"
+        ))
+    })?;
+    Ok(metadata::from_json(&value).map_err(Error::InvalidConfig)?)
 }
 
 fn parse_slot(slot: &str) -> ApiResult<Slot> {
@@ -78,10 +176,11 @@ async fn list_policies(_: Admin, State(state): State<AppState>) -> Json<PolicyLi
     request_body(content(
         (Vec<u8> = "application/wasm"),
         (Vec<u8> = "application/octet-stream"),
+        (ComponentForm = "multipart/form-data"),
     )),
     responses(
         (status = 200, body = PolicyInfo),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT or INVALID_CONFIG"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
     ))]
@@ -89,32 +188,63 @@ async fn upload_policy(
     _: Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
-    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: Request,
 ) -> ApiResult<Json<PolicyInfo>> {
     let slot = parse_slot(&slot)?;
-    let bytes = component_bytes(bytes)?;
-    Ok(Json(state.policies.upload(slot, bytes).await?))
+    let upload = Upload::read(request).await?;
+    Ok(Json(
+        state
+            .policies
+            .upload(slot, upload.component, upload.config)
+            .await?,
+    ))
+}
+
+/// Give the slot's active component a new configuration, for every instance
+/// of the deployment. Recorded like a swap: a rollback returns to the
+/// configuration before. Keys the component does not declare are refused.
+#[utoipa::path(put, path = "/api/v1/admin/policies/{slot}/config", tag = "admin",
+    security(("admin_token" = [])),
+    params(("slot" = Slot, Path)),
+    request_body(content = BTreeMap<String, String>, content_type = "application/json"),
+    responses(
+        (status = 200, body = PolicyInfo),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_CONFIG: not an object of strings, or a key the component does not declare"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
+    ))]
+async fn configure_policy(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(slot): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<PolicyInfo>> {
+    let slot = parse_slot(&slot)?;
+    let body = body.map_err(|rejection| body_error(&rejection, super::JSON_BODY_LIMIT))?;
+    let config = config_from(&body)?;
+    Ok(Json(state.policies.set_config(slot, config).await?))
 }
 
 /// The body of a component upload, refused when empty or too large.
 pub(super) fn component_bytes(
     bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Vec<u8>> {
-    let bytes = bytes.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit: COMPONENT_LIMIT,
-            }
-        } else {
-            ApiError::invalid(rejection.body_text())
-        }
-    })?;
+    let bytes = bytes.map_err(|rejection| body_error(&rejection, COMPONENT_LIMIT))?;
     if bytes.is_empty() {
         return Err(ApiError::from(crate::Error::InvalidComponent(
             "the body is empty; send the component's bytes".into(),
         )));
     }
     Ok(bytes.to_vec())
+}
+
+/// A body that could not be read: too large for `limit`, or cut short.
+fn body_error(rejection: &axum::extract::rejection::BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge { limit }
+    } else {
+        ApiError::invalid(rejection.body_text())
+    }
 }
 
 /// Return a slot to the version before the active one.
@@ -153,16 +283,19 @@ async fn reload_policies(_: Admin, State(state): State<AppState>) -> ApiResult<J
 /// from now on every evaluation of the slot also runs the candidate on the
 /// same input, with its own fuel budget, never applied and never failing the
 /// request, and the two answers are compared. Replaces the slot's shadow.
+/// Bare bytes run with the active version's configuration; a form with a
+/// `config` part runs the candidate with its own.
 #[utoipa::path(put, path = "/api/v1/admin/policies/{slot}/shadow", tag = "admin",
     security(("admin_token" = [])),
     params(("slot" = Slot, Path)),
     request_body(content(
         (Vec<u8> = "application/wasm"),
         (Vec<u8> = "application/octet-stream"),
+        (ComponentForm = "multipart/form-data"),
     )),
     responses(
         (status = 200, body = ShadowInfo),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT or INVALID_CONFIG"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
     ))]
@@ -170,11 +303,16 @@ async fn start_shadow(
     _: Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
-    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: Request,
 ) -> ApiResult<Json<ShadowInfo>> {
     let slot = parse_slot(&slot)?;
-    let bytes = component_bytes(bytes)?;
-    Ok(Json(state.policies.start_shadow(slot, bytes).await?))
+    let upload = Upload::read(request).await?;
+    Ok(Json(
+        state
+            .policies
+            .start_shadow(slot, upload.component, upload.config)
+            .await?,
+    ))
 }
 
 /// How the slot's shadow compares with the active version, across every

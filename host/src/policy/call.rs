@@ -1,11 +1,12 @@
 //! One evaluation of a policy, with its input, and the answer: what the
 //! active version serves, what a shadow compares and what a replay re-runs.
 //!
-//! Both are JSON in the runner's format (records as objects with WIT names,
-//! `-` written `_`; a result as `{"ok": ..}` or `{"err": ..}`), so a shadow's
-//! example is a case `commerce policy run` can take.
+//! Both are JSON as case files write them (the case codec,
+//! `commerce-policy-cases`), so a shadow's example is a case `commerce
+//! policy run` can take.
 
-use serde_json::{Value, json};
+use commerce_policy_cases::{encode, readable};
+use serde_json::Value;
 
 use super::{
     Slot,
@@ -59,6 +60,7 @@ impl Call {
         }
     }
 
+    /// The input as a case file writes it (the configuration as an object).
     pub fn input_json(&self) -> Value {
         let value = match self {
             Call::Price(input) => serde_json::to_value(input),
@@ -67,70 +69,18 @@ impl Call {
             Call::Check(input) => serde_json::to_value(input),
         };
         // Plain records of numbers and strings always serialize.
-        value.unwrap_or(Value::Null)
-    }
-
-    /// The call `function` with `input` as [`Call::input_json`] wrote it.
-    pub fn from_json(function: &str, input: Value) -> Result<Self, String> {
-        let decoded = match function {
-            "price" => serde_json::from_value(input).map(Call::Price),
-            "apply" => serde_json::from_value(input).map(Call::Apply),
-            "can_issue" => serde_json::from_value(input).map(Call::CanIssue),
-            "check" => serde_json::from_value(input).map(Call::Check),
-            other => return Err(format!("no policy function is named {other:?}")),
-        };
-        decoded.map_err(|err| format!("{function} input: {err}"))
-    }
-
-    /// The call `function` with `input` as a case file writes it, which
-    /// [`Call::from_json`] does not read as is: the config may be an object,
-    /// an enum may be written in lower case (`"fixed"`), and an input of
-    /// contract 1.0.0 has no `lifetime_spend` (taken as 0).
-    pub fn from_case(function: &str, mut input: Value) -> Result<Self, String> {
-        if let Some(Value::Object(config)) = input.get("config") {
-            let pairs = config
-                .iter()
-                .map(|(key, value)| json!([key, value]))
-                .collect();
-            input["config"] = Value::Array(pairs);
-        }
-        if let Some(Value::String(kind)) = input.pointer_mut("/coupon/kind") {
-            let mut chars = kind.chars();
-            *kind = chars
-                .next()
-                .map(|first| first.to_uppercase().chain(chars).collect())
-                .unwrap_or_default();
-        }
-        if let Some(Value::Object(user)) = input.get_mut("user") {
-            user.entry("lifetime_spend").or_insert(json!(0));
-        }
-        Self::from_json(function, input)
+        readable(value.unwrap_or(Value::Null))
     }
 }
 
 impl Output {
+    /// The answer as a case's `expected` writes it.
     pub fn to_json(&self) -> Value {
         match self {
-            Output::Prices(prices) => prices
-                .iter()
-                .map(|price| {
-                    json!({
-                        "product_id": price.product_id,
-                        "unit_price": price.unit_price,
-                        "discount": price.discount,
-                        "reason": price.reason,
-                    })
-                })
-                .collect(),
-            Output::Applied(Ok(amount)) => json!({ "ok": amount }),
-            Output::Issuable(Ok(())) => json!({ "ok": null }),
-            Output::Applied(Err(reason)) | Output::Issuable(Err(reason)) => {
-                json!({ "err": reason })
-            }
-            Output::Violations(violations) => violations
-                .iter()
-                .map(|violation| json!({ "code": violation.code, "message": violation.message }))
-                .collect(),
+            Output::Prices(prices) => encode(prices),
+            Output::Applied(decision) => encode(decision),
+            Output::Issuable(decision) => encode(decision),
+            Output::Violations(violations) => encode(violations),
         }
     }
 }

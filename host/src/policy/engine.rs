@@ -227,10 +227,18 @@ mod tests {
         let store = PolicyEngine::get().store("chatty@1.0.0");
         let mut state = store.into_data();
         for n in 0..1_000 {
-            state.record_log(bindings::LogLevel::Info, format!("{n} {}", "x".repeat(5_000)));
+            state.record_log(
+                bindings::LogLevel::Info,
+                format!("{n} {}", "x".repeat(5_000)),
+            );
         }
         assert_eq!(state.logs.len(), MAX_LOG_LINES);
-        assert!(state.logs.iter().all(|(_, line)| line.chars().count() <= MAX_LOG_CHARS));
+        assert!(
+            state
+                .logs
+                .iter()
+                .all(|(_, line)| line.chars().count() <= MAX_LOG_CHARS)
+        );
         assert!(state.logs[MAX_LOG_LINES - 1].1.starts_with("31 "));
     }
 }

@@ -1,7 +1,7 @@
 //! One loaded version of a policy: compiled once, instantiated per call (or
 //! a native policy, called directly).
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,14 +15,22 @@ use super::{
     },
     call::{Call, Output},
     engine::{self, CallReport, PolicyEngine},
+    metadata::{self, ConfigKey},
     native::Native,
     shadow::ShadowSlot,
 };
 
 /// What a policy's bytes became: a compiled component, or the native policy
-/// they name.
+/// they name, and the configuration keys it declares.
 #[derive(Clone)]
-pub enum Compiled {
+pub struct Compiled {
+    code: Code,
+    /// `None` when it declares none (see [`metadata::config_keys`]).
+    pub config_keys: Option<Vec<ConfigKey>>,
+}
+
+#[derive(Clone)]
+enum Code {
     Component(Component),
     Native(Native),
 }
@@ -31,10 +39,19 @@ impl Compiled {
     /// Compiles `bytes`, or finds the native policy they name (not yet
     /// checked against any slot).
     pub fn new(bytes: &[u8]) -> Result<Self, PolicyError> {
-        match Native::named(bytes) {
-            Some(native) => native.map(Compiled::Native),
-            None => PolicyEngine::get().compile(bytes).map(Compiled::Component),
-        }
+        let code = match Native::named(bytes) {
+            Some(native) => native.map(Code::Native)?,
+            None => PolicyEngine::get().compile(bytes).map(Code::Component)?,
+        };
+        Ok(Self {
+            code,
+            config_keys: metadata::config_keys(bytes),
+        })
+    }
+
+    /// Checks `config` against the keys the component declares.
+    pub fn validate(&self, config: &super::bindings::Config) -> Result<(), PolicyError> {
+        metadata::validate(self.config_keys.as_deref(), config).map_err(PolicyError::InvalidConfig)
     }
 }
 
@@ -53,15 +70,46 @@ pub struct PolicyInfo {
     /// Hex SHA-256 of the component's bytes.
     pub sha256: String,
     pub loaded_at: DateTime<Utc>,
-    /// Where it came from: `manifest:<file>` or `upload`.
+    /// Where this activation came from: `manifest:<file>`, `upload`, or
+    /// `config` (a configuration change through the API).
     pub source: String,
     /// The `commerce:policy` version the component was built against, e.g. `1.1.0`.
     pub contract: String,
+    /// The configuration it runs with.
+    pub config: BTreeMap<String, String>,
+    /// The configuration keys it reads, with their defaults; null when it
+    /// declares none (then any configuration is accepted).
+    pub config_keys: Option<Vec<ConfigKey>>,
+}
+
+impl PolicyInfo {
+    /// What is known before loading; the contract and the configuration are
+    /// filled in by [`LoadedPolicy::prepare`].
+    pub fn new(
+        slot: Slot,
+        name: String,
+        version: String,
+        sha256: String,
+        loaded_at: DateTime<Utc>,
+        source: String,
+    ) -> Self {
+        Self {
+            slot,
+            name,
+            version,
+            sha256,
+            loaded_at,
+            source,
+            contract: String::new(),
+            config: BTreeMap::new(),
+            config_keys: None,
+        }
+    }
 }
 
 pub struct LoadedPolicy {
     pub info: PolicyInfo,
-    /// The slot's configuration from the manifest.
+    /// The slot's configuration, handed to every call.
     pub config: Vec<(String, String)>,
     /// Row id of this activation in `policy_versions`.
     pub activation: i64,
@@ -96,15 +144,13 @@ impl LoadedPolicy {
         activation: i64,
         shadow: Option<Arc<ShadowSlot>>,
     ) -> Result<Arc<Self>, PolicyError> {
-        let (component, implementation) = match compiled {
-            Compiled::Component(component) => {
+        let (component, implementation) = match compiled.code {
+            Code::Component(component) => {
                 let prepared = prepare(slot, &component)?;
                 (Some(component), Implementation::Component(prepared))
             }
-            Compiled::Native(native) if native.slot() == slot => {
-                (None, Implementation::Native(native))
-            }
-            Compiled::Native(native) => {
+            Code::Native(native) if native.slot() == slot => (None, Implementation::Native(native)),
+            Code::Native(native) => {
                 return Err(PolicyError::InvalidComponent(format!(
                     "the native policy {} fills the {} slot, not {slot}",
                     native.name(),
@@ -112,6 +158,9 @@ impl LoadedPolicy {
                 )));
             }
         };
+        let mut info = info;
+        info.config = metadata::to_object(&config);
+        info.config_keys = compiled.config_keys;
         let mut policy = Self {
             info,
             config,

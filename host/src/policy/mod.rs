@@ -8,9 +8,11 @@
 pub mod bindings;
 pub mod call;
 pub mod engine;
+mod follower;
 pub mod loaded;
 pub mod manifest;
 pub mod metadata;
+mod mirror;
 pub mod native;
 pub mod recorded;
 pub mod registry;
@@ -18,6 +20,7 @@ pub mod replay;
 pub mod runner;
 pub mod service;
 pub mod shadow;
+mod store;
 pub mod watch;
 
 use std::{fmt, str::FromStr};
@@ -105,6 +108,18 @@ pub enum PolicyError {
     InvalidComponent(String),
     #[error("there is no policy slot named {0:?}; slots are pricing, coupon, order_rules")]
     UnknownSlot(String),
+    /// A configuration that is not an object of strings, or that the
+    /// component's declared keys refuse.
+    #[error("{0}")]
+    InvalidConfig(String),
+}
+
+/// Locks `mutex`, going on with what a panicking holder left: every value
+/// kept under these locks (caches, tallies, file lists) stays usable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One policy evaluation at a time per core, process-wide. A burst would

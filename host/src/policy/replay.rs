@@ -22,7 +22,9 @@ use utoipa::ToSchema;
 
 use super::{
     LoadedPolicy, PolicyError, Slot,
+    bindings::Config,
     call::{Call, Output},
+    metadata,
     recorded::{self, RecordedOrder},
 };
 
@@ -52,6 +54,10 @@ pub struct ReplayReport {
     /// Orders the candidate would have refused: a coupon it does not apply,
     /// or order rules it says are broken.
     pub flips: u64,
+    /// The configuration given for the candidate; `None`: each order's own.
+    pub config: Option<std::collections::BTreeMap<String, String>>,
+    /// Names the declared keys that configuration leaves at their defaults.
+    pub note: Option<String>,
     /// The first differing orders, in id order.
     pub examples: Vec<ReplayExample>,
 }
@@ -80,24 +86,34 @@ struct Verdict {
     candidate: Value,
 }
 
-/// Replays every order placed since `since` through `candidate`.
+/// Replays every order placed since `since` through `candidate`, each with
+/// the configuration the order was priced with.
 pub async fn replay(
     db: &PgPool,
     candidate: Arc<LoadedPolicy>,
     since: DateTime<Utc>,
 ) -> anyhow::Result<ReplayReport> {
-    replay_with_progress(db, candidate, since, |_, _| {}).await
+    replay_with(db, candidate, since, None, |_, _| {}).await
 }
 
-/// As [`replay`], telling `progress` after each page how many recorded
-/// orders were read so far and what the report holds, for long runs.
-pub async fn replay_with_progress(
+/// As [`replay`]; with `config`, the candidate runs every order with it
+/// instead of the recorded configuration. `progress` is told after each
+/// page how many recorded orders were read so far and what the report
+/// holds, for long runs.
+pub async fn replay_with(
     db: &PgPool,
     candidate: Arc<LoadedPolicy>,
     since: DateTime<Utc>,
+    config: Option<Config>,
     mut progress: impl FnMut(u64, &ReplayReport),
 ) -> anyhow::Result<ReplayReport> {
     let slot = candidate.info.slot;
+    let note = config.as_ref().and_then(|config| {
+        metadata::missing_note(&metadata::missing(
+            candidate.info.config_keys.as_deref(),
+            config,
+        ))
+    });
     let mut report = ReplayReport {
         slot,
         candidate: candidate.label(),
@@ -108,6 +124,8 @@ pub async fn replay_with_progress(
         failed: 0,
         money: 0,
         flips: 0,
+        config: config.as_ref().map(metadata::to_object),
+        note,
         examples: Vec::new(),
     };
     let mut after = 0;
@@ -120,11 +138,14 @@ pub async fn replay_with_progress(
         after = last.order_id;
         read += orders.len() as u64;
         let policy = candidate.clone();
+        let config = config.clone();
         // Policy calls are CPU work: off the async workers.
         let verdicts = tokio::task::spawn_blocking(move || {
             orders
                 .into_iter()
-                .filter_map(|order| judge(&policy, &order).map(|verdict| (order, verdict)))
+                .filter_map(|order| {
+                    judge(&policy, &order, config.as_ref()).map(|verdict| (order, verdict))
+                })
                 .collect::<Vec<_>>()
         })
         .await?;
@@ -159,13 +180,20 @@ impl ReplayReport {
 
 /// The candidate's verdict on one order; `None` when the order never asked
 /// the slot (no coupon).
-fn judge(candidate: &LoadedPolicy, order: &RecordedOrder) -> Option<Verdict> {
-    let inputs = &order.inputs.0;
-    let call = match candidate.info.slot {
+fn judge(
+    candidate: &LoadedPolicy,
+    order: &RecordedOrder,
+    config: Option<&Config>,
+) -> Option<Verdict> {
+    let inputs = &order.inputs;
+    let mut call = match candidate.info.slot {
         Slot::Pricing => Call::Price(inputs.pricing.clone()),
         Slot::Coupon => Call::Apply(inputs.coupon.clone()?),
         Slot::OrderRules => Call::Check(inputs.order_rules.clone()),
     };
+    if let Some(config) = config {
+        *call.config_mut() = config.clone();
+    }
     let recorded = match candidate.info.slot {
         Slot::Pricing => json!({ "line_totals": order.line_totals, "subtotal": order.subtotal }),
         Slot::Coupon => json!({ "discount": order.discount }),
@@ -281,6 +309,20 @@ impl fmt::Display for ReplayReport {
             self.contract,
             self.slot
         )?;
+        match &self.config {
+            Some(config) => writeln!(
+                f,
+                "the candidate ran with the configuration {}",
+                serde_json::to_string(config).unwrap_or_default()
+            )?,
+            None => writeln!(
+                f,
+                "the candidate ran with each order's recorded configuration"
+            )?,
+        }
+        if let Some(note) = &self.note {
+            writeln!(f, "note: {note}")?;
+        }
         let share = if self.replayed == 0 {
             0.0
         } else {

@@ -1,41 +1,61 @@
-//! The local runner: a component, a slot and a JSON input in; the output,
-//! fuel used, wall time and log lines out. `commerce policy run` and the
-//! plugin case tests use it, with the same engine and limits as the server.
+//! The local runner: a component and a case in; the output, fuel used, wall
+//! time and log lines out. `commerce policy run` and the plugin case tests
+//! use it, with the same engine and limits as the server.
 //!
-//! JSON follows the WIT with `-` written `_`: records are objects, enums are
-//! strings, `option` is null or the value, `result` is `{"ok": ..}` or
-//! `{"err": ..}`, and `list<tuple<string, string>>` (the config) may be an object.
+//! Cases are read with the case codec (`commerce-policy-cases`) the SDKs'
+//! case tests use, in the types of the contract version the component was
+//! built against, so a case means the same in `cargo test` of the plugin
+//! and here.
 
-use std::{path::Path, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
-use serde::Deserialize;
-use serde_json::{Map, Number, Value};
-use wasmtime::component::{Type, Val};
+use commerce_policy_cases::Summary;
+
+use serde_json::Value;
 
 use super::{
     LoadedPolicy, PolicyError, Slot,
-    bindings::Contract,
-    call::Call,
-    engine::{self, CallReport, PolicyEngine},
+    bindings::{Config, Contract},
+    engine::CallReport,
     loaded::{Compiled, PolicyInfo},
 };
 
 /// A case file: `plugins/<name>/cases/<case>.json`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Case {
     pub slot: Slot,
     /// `price`, `apply`, `can_issue` or `check`.
     pub call: String,
     pub input: Value,
-    #[serde(default)]
     pub expected: Option<Value>,
 }
 
 impl Case {
     pub fn read(path: &Path) -> Result<Self, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?;
-        serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))
+        let case = commerce_policy_cases::Case::read(path)?;
+        Self::from_codec(case).map_err(|err| format!("{}: {err}", path.display()))
+    }
+
+    /// `text` as a case; `None` when it is not one (a bare input).
+    pub fn parse(text: &str) -> Option<Result<Self, String>> {
+        let case = commerce_policy_cases::Case::parse(text).ok()?;
+        Some(Self::from_codec(case))
+    }
+
+    /// A case as the codec read it, its slot named.
+    pub fn from_codec(case: commerce_policy_cases::Case) -> Result<Self, String> {
+        Ok(Self {
+            slot: case
+                .slot
+                .parse()
+                .map_err(|err: PolicyError| err.to_string())?,
+            call: case.call,
+            input: case.input,
+            expected: case.expected,
+        })
     }
 }
 
@@ -63,23 +83,50 @@ pub fn check(bytes: &[u8], slot: Slot) -> Result<(), PolicyError> {
 
 /// Compiles `bytes` and loads them as a version of `slot`, outside any
 /// deployment: no configuration, no shadow.
-pub fn load(bytes: &[u8], slot: Slot) -> Result<std::sync::Arc<LoadedPolicy>, PolicyError> {
+pub fn load(bytes: &[u8], slot: Slot) -> Result<Arc<LoadedPolicy>, PolicyError> {
+    load_with(bytes, slot, Config::new())
+}
+
+/// As [`load`], with `config`: [`run_policy`] runs every call with it,
+/// whatever the input's, when it is not empty.
+pub fn load_with(
+    bytes: &[u8],
+    slot: Slot,
+    config: Config,
+) -> Result<Arc<LoadedPolicy>, PolicyError> {
     let component = Compiled::new(bytes)?;
     let (name, version) =
         super::metadata::read(bytes).unwrap_or_else(|| ("unnamed".to_owned(), "0.0.0".to_owned()));
-    let info = PolicyInfo {
+    let info = PolicyInfo::new(
         slot,
         name,
         version,
-        sha256: String::new(),
-        loaded_at: chrono::Utc::now(),
-        source: "runner".to_owned(),
-        contract: String::new(),
-    };
-    LoadedPolicy::prepare(slot, component, info, Vec::new(), 0)
+        String::new(),
+        chrono::Utc::now(),
+        "runner".to_owned(),
+    );
+    LoadedPolicy::prepare(slot, component, info, config, 0)
 }
 
-/// Calls `function` of the component with `input` in a fresh store.
+/// Loads `bytes` as whichever slot its exports fill.
+pub fn load_any(bytes: &[u8]) -> Result<Arc<LoadedPolicy>, PolicyError> {
+    // Not a component at all: say so once, not once per slot.
+    Compiled::new(bytes)?;
+    let mut refusals = Vec::new();
+    for slot in Slot::ALL {
+        match load(bytes, slot) {
+            Ok(policy) => return Ok(policy),
+            Err(err) => refusals.push(format!("{slot}: {err}")),
+        }
+    }
+    Err(PolicyError::InvalidComponent(format!(
+        "the component fills no slot:\n  {}",
+        refusals.join("\n  ")
+    )))
+}
+
+/// Calls `function` of the component with `input` (as a case writes it) in
+/// a fresh store.
 pub fn run(
     bytes: &[u8],
     slot: Slot,
@@ -87,262 +134,54 @@ pub fn run(
     input: &Value,
 ) -> Result<RunOutput, PolicyError> {
     let policy = load(bytes, slot)?;
-    let contract = policy.contract();
+    run_policy(&policy, function, input)
+}
+
+/// Calls `function` of a loaded policy with `input` (as a case writes it),
+/// read in the types of the policy's own contract version. A policy loaded
+/// with a configuration runs with it, whatever the input's.
+pub fn run_policy(
+    policy: &LoadedPolicy,
+    function: &str,
+    input: &Value,
+) -> Result<RunOutput, PolicyError> {
+    let slot = policy.info.slot;
     if !functions(slot).contains(&function) {
         return Err(PolicyError::InvalidComponent(format!(
             "the {slot} slot has no function {function:?}; it has {:?}",
             functions(slot)
         )));
     }
-    let Some(component) = &policy.component else {
-        // A native policy takes the host's types: the input as they read it.
-        let call = Call::from_case(function, input.clone())
-            .map_err(|err| PolicyError::InvalidComponent(format!("input: {err}")))?;
-        let (output, report) = policy.evaluate(&call)?;
-        return Ok(RunOutput {
-            output: output.to_json(),
-            report,
-            contract,
-        });
-    };
-    let engine = PolicyEngine::get();
-    let mut store = engine.store("runner");
-    let unavailable = |reason: String| PolicyError::Unavailable {
-        slot,
-        policy: "runner".to_owned(),
-        reason,
-    };
-    let started = Instant::now();
-    let instance = engine
-        .linker
-        .instantiate(&mut store, component)
-        .map_err(|err| unavailable(engine::describe_failure(&err)))?;
-    let export = contract.export(slot);
-    let missing = || PolicyError::InvalidComponent(format!("{export} does not export {function}"));
-    let interface = instance
-        .get_export_index(&mut store, None, &export)
-        .ok_or_else(missing)?;
-    let index = instance
-        .get_export_index(&mut store, Some(&interface), &function.replace('_', "-"))
-        .ok_or_else(missing)?;
-    let func = instance.get_func(&mut store, index).ok_or_else(missing)?;
-    let params = func.params(&store);
-    let [(_, input_type)] = &params[..] else {
-        return Err(PolicyError::InvalidComponent(format!(
-            "{function} must take one input"
-        )));
-    };
-    let argument = to_val(input, input_type)
-        .map_err(|err| PolicyError::InvalidComponent(format!("input: {err}")))?;
-    let mut results = vec![Val::Bool(false); func.results(&store).len()];
-    func.call(&mut store, &[argument], &mut results)
-        .and_then(|()| func.post_return(&mut store))
-        .map_err(|err| unavailable(engine::describe_failure(&err)))?;
-    let report = CallReport::of(&store, started);
-    let output = results.first().map(from_val).unwrap_or(Value::Null);
+    let contract = policy.contract();
+    let mut call = contract
+        .read_call(function, input)
+        .map_err(PolicyError::InvalidComponent)?;
+    if !policy.config.is_empty() {
+        *call.config_mut() = policy.config.clone();
+    }
+    let (output, report) = policy.evaluate(&call)?;
     Ok(RunOutput {
-        output,
+        output: output.to_json(),
         report,
         contract,
     })
 }
 
-fn json_name(wit: &str) -> String {
-    wit.replace('-', "_")
-}
-
-/// Converts JSON to a component value of type `ty`.
-pub fn to_val(json: &Value, ty: &Type) -> Result<Val, String> {
-    let mismatch = || format!("expected {}, got {json}", describe(ty));
-    macro_rules! int {
-        ($variant:ident, $t:ty) => {
-            json.as_i64()
-                .and_then(|n| <$t>::try_from(n).ok())
-                .or_else(|| json.as_u64().and_then(|n| <$t>::try_from(n).ok()))
-                .map(Val::$variant)
-                .ok_or_else(mismatch)
-        };
-    }
-    match ty {
-        Type::Bool => json.as_bool().map(Val::Bool).ok_or_else(mismatch),
-        Type::S8 => int!(S8, i8),
-        Type::S16 => int!(S16, i16),
-        Type::S32 => int!(S32, i32),
-        Type::S64 => int!(S64, i64),
-        Type::U8 => int!(U8, u8),
-        Type::U16 => int!(U16, u16),
-        Type::U32 => int!(U32, u32),
-        Type::U64 => int!(U64, u64),
-        Type::Float32 => json
-            .as_f64()
-            .map(|f| Val::Float32(f as f32))
-            .ok_or_else(mismatch),
-        Type::Float64 => json.as_f64().map(Val::Float64).ok_or_else(mismatch),
-        Type::Char => json
-            .as_str()
-            .and_then(|s| s.chars().next())
-            .map(Val::Char)
-            .ok_or_else(mismatch),
-        Type::String => json
-            .as_str()
-            .map(|s| Val::String(s.to_owned()))
-            .ok_or_else(mismatch),
-        Type::List(list) => {
-            let element = list.ty();
-            if let (Value::Object(map), Type::Tuple(_)) = (json, &element) {
-                // A config object: its entries as (key, value) tuples.
-                return map
-                    .iter()
-                    .map(|(k, v)| {
-                        to_val(
-                            &Value::Array(vec![Value::String(k.clone()), v.clone()]),
-                            &element,
-                        )
-                    })
-                    .collect::<Result<_, _>>()
-                    .map(Val::List);
-            }
-            json.as_array()
-                .ok_or_else(mismatch)?
-                .iter()
-                .map(|item| to_val(item, &element))
-                .collect::<Result<_, _>>()
-                .map(Val::List)
+/// Runs every case of `paths` through `policy` (with `function` instead of
+/// each case's, when given): a pass/fail row per case, with its fuel and time.
+pub fn run_cases(policy: &LoadedPolicy, paths: &[PathBuf], function: Option<&str>) -> Summary {
+    Summary::run(paths, |case| {
+        let case = Case::from_codec(case.clone())?;
+        if case.slot != policy.info.slot {
+            return Err(format!(
+                "a case of the {} slot; {} fills {}",
+                case.slot,
+                policy.label(),
+                policy.info.slot
+            ));
         }
-        Type::Record(record) => {
-            let object = json.as_object().ok_or_else(mismatch)?;
-            record
-                .fields()
-                .map(|field| {
-                    let value = object.get(&json_name(field.name)).unwrap_or(&Value::Null);
-                    let converted = if value.is_null() && !matches!(field.ty, Type::Option(_)) {
-                        Err(format!("missing field {}", json_name(field.name)))
-                    } else {
-                        to_val(value, &field.ty)
-                            .map_err(|err| format!("{}: {err}", json_name(field.name)))
-                    };
-                    converted.map(|v| (field.name.to_owned(), v))
-                })
-                .collect::<Result<_, _>>()
-                .map(Val::Record)
-        }
-        Type::Tuple(tuple) => {
-            let items = json.as_array().ok_or_else(mismatch)?;
-            if items.len() != tuple.types().len() {
-                return Err(mismatch());
-            }
-            items
-                .iter()
-                .zip(tuple.types())
-                .map(|(item, ty)| to_val(item, &ty))
-                .collect::<Result<_, _>>()
-                .map(Val::Tuple)
-        }
-        Type::Enum(names) => {
-            let name = json.as_str().ok_or_else(mismatch)?;
-            // Any case: recorded inputs and shadow examples write `Fixed`.
-            names
-                .names()
-                .find(|case| json_name(case).eq_ignore_ascii_case(&json_name(name)))
-                .map(|case| Val::Enum(case.to_owned()))
-                .ok_or_else(mismatch)
-        }
-        Type::Option(option) => match json {
-            Value::Null => Ok(Val::Option(None)),
-            value => Ok(Val::Option(Some(Box::new(to_val(value, &option.ty())?)))),
-        },
-        Type::Result(result) => {
-            let object = json
-                .as_object()
-                .filter(|o| o.len() == 1)
-                .ok_or_else(mismatch)?;
-            let payload = |ty: Option<Type>, value: &Value| -> Result<Option<Box<Val>>, String> {
-                ty.map(|ty| to_val(value, &ty).map(Box::new)).transpose()
-            };
-            if let Some(value) = object.get("ok") {
-                Ok(Val::Result(Ok(payload(result.ok(), value)?)))
-            } else if let Some(value) = object.get("err") {
-                Ok(Val::Result(Err(payload(result.err(), value)?)))
-            } else {
-                Err(mismatch())
-            }
-        }
-        Type::Variant(variant) => {
-            let (name, value) = match json {
-                Value::String(name) => (name.clone(), &Value::Null),
-                Value::Object(map) if map.len() == 1 => {
-                    let (name, value) = map.iter().next().ok_or_else(mismatch)?;
-                    (name.clone(), value)
-                }
-                _ => return Err(mismatch()),
-            };
-            let case = variant
-                .cases()
-                .find(|case| json_name(case.name) == json_name(&name))
-                .ok_or_else(mismatch)?;
-            let payload = case
-                .ty
-                .map(|ty| to_val(value, &ty).map(Box::new))
-                .transpose()?;
-            Ok(Val::Variant(case.name.to_owned(), payload))
-        }
-        Type::Flags(_) => {
-            let names = json.as_array().ok_or_else(mismatch)?;
-            names
-                .iter()
-                .map(|n| n.as_str().map(str::to_owned).ok_or_else(mismatch))
-                .collect::<Result<_, _>>()
-                .map(Val::Flags)
-        }
-        _ => Err(format!("{} cannot be written as JSON", describe(ty))),
-    }
-}
-
-fn describe(ty: &Type) -> String {
-    format!("{ty:?}")
-        .split(['(', ' '])
-        .next()
-        .unwrap_or("a value")
-        .to_lowercase()
-}
-
-/// Converts a component value to JSON.
-pub fn from_val(val: &Val) -> Value {
-    let boxed = |v: &Option<Box<Val>>| v.as_deref().map_or(Value::Null, from_val);
-    match val {
-        Val::Bool(b) => Value::Bool(*b),
-        Val::S8(n) => Value::from(*n),
-        Val::S16(n) => Value::from(*n),
-        Val::S32(n) => Value::from(*n),
-        Val::S64(n) => Value::from(*n),
-        Val::U8(n) => Value::from(*n),
-        Val::U16(n) => Value::from(*n),
-        Val::U32(n) => Value::from(*n),
-        Val::U64(n) => Value::from(*n),
-        Val::Float32(f) => Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number),
-        Val::Float64(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        Val::Char(c) => Value::String(c.to_string()),
-        Val::String(s) => Value::String(s.clone()),
-        Val::List(items) | Val::Tuple(items) => Value::Array(items.iter().map(from_val).collect()),
-        Val::Record(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(name, value)| (json_name(name), from_val(value)))
-                .collect::<Map<_, _>>(),
-        ),
-        Val::Enum(name) => Value::String(json_name(name)),
-        Val::Option(value) => boxed(value),
-        Val::Result(Ok(value)) => Value::Object(Map::from_iter([("ok".to_owned(), boxed(value))])),
-        Val::Result(Err(value)) => {
-            Value::Object(Map::from_iter([("err".to_owned(), boxed(value))]))
-        }
-        Val::Variant(name, None) => Value::String(json_name(name)),
-        Val::Variant(name, Some(value)) => {
-            Value::Object(Map::from_iter([(json_name(name), from_val(value))]))
-        }
-        Val::Flags(names) => {
-            Value::Array(names.iter().map(|n| Value::String(json_name(n))).collect())
-        }
-        other => Value::String(format!("{other:?}")),
-    }
+        let function = function.unwrap_or(&case.call);
+        let run = run_policy(policy, function, &case.input).map_err(|err| err.to_string())?;
+        Ok((run.output, Some(run.report.fuel), Some(run.report.elapsed)))
+    })
 }

@@ -1,248 +1,168 @@
-//! The deployment's one policy state, kept in PostgreSQL and mirrored by
-//! every instance.
+//! The deployment's policy commands: swap a slot's component, change its
+//! configuration, roll back, reload the manifest, start and stop shadows,
+//! report on them. Each writes the [store](super::store) and installs the
+//! result on this instance at once; every other instance follows within a
+//! second (see [`super::follower`]).
 //!
-//! Swaps, rollbacks and reloads through any instance are written to
-//! `policy_versions` (with the component's bytes in `policy_components`) and
-//! announced with `NOTIFY`; every instance listens and installs the new
-//! state, and re-reads it every few seconds in case a notification was lost
-//! while its connection was down. A starting instance joins the state it
-//! finds; the environment's manifest only fills slots that have none.
-//! Shadows (see [`super::shadow`]) are deployment state the same way.
+//! A starting instance joins the state it finds; the environment's manifest
+//! only fills slots that have none.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc};
 
-use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool, postgres::PgListener, types::Json};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    LoadedPolicy, PolicyError, Registry, Slot,
+    Registry, Slot,
+    bindings::Config,
+    follower,
     loaded::{Compiled, PolicyInfo},
     manifest::{self, Manifest},
     metadata,
-    native::Native,
-    registry::SlotState,
-    shadow::Shadows,
+    mirror::{self, Mirror},
+    shadow::{Shadow, ShadowInfo, ShadowReport},
+    store::{ActivationRecord, NewActivation, NewShadow, PolicyStore},
 };
 use crate::{
     config::Settings,
     error::{Error, Result},
 };
 
-/// The `NOTIFY` channel announcing a changed slot (the payload).
-const CHANNEL: &str = "commerce_policy";
-/// Advisory lock serializing changes to the policy state.
-const CHANGE_LOCK: i64 = 0x706f_6c69_6379; // "policy"
-/// How often each instance re-reads the state regardless of notifications.
-const RESYNC_EVERY: Duration = Duration::from_secs(5);
-/// How often each instance adds its shadow outcomes to the deployment's.
-const SHADOW_FLUSH_EVERY: Duration = Duration::from_secs(1);
-
 pub struct PolicyService {
-    pub(super) db: PgPool,
-    pub registry: Registry,
-    compiled: Mutex<HashMap<[u8; 32], Compiled>>,
-    /// Serializes installs, so an older read never replaces a newer one.
-    pub(super) sync_lock: tokio::sync::Mutex<()>,
-    pub(super) shadows: Shadows,
+    store: PolicyStore,
+    mirror: Arc<Mirror>,
+    /// The versions requests evaluate with (this instance's copy).
+    pub registry: Arc<Registry>,
     settings: Arc<Settings>,
-}
-
-/// What a notification on [`CHANNEL`] announces: `<slot>` for the active
-/// versions, `shadow:<slot>` for the shadow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Change {
-    Slot(Slot),
-    Shadow(Slot),
-}
-
-impl Change {
-    fn payload(self) -> String {
-        match self {
-            Change::Slot(slot) => slot.as_str().to_owned(),
-            Change::Shadow(slot) => format!("shadow:{slot}"),
-        }
-    }
-
-    fn parse(payload: &str) -> Option<Self> {
-        match payload.strip_prefix("shadow:") {
-            Some(slot) => slot.parse().ok().map(Change::Shadow),
-            None => payload.parse().ok().map(Change::Slot),
-        }
-    }
-
-    fn everything() -> Vec<Self> {
-        Slot::ALL
-            .into_iter()
-            .flat_map(|slot| [Change::Slot(slot), Change::Shadow(slot)])
-            .collect()
-    }
-}
-
-/// A row of `policy_versions` as the history shows it: `retired_at` is set
-/// once a rollback retired it.
-#[derive(Debug, sqlx::FromRow)]
-pub struct ActivationRecord {
-    pub id: i64,
-    pub sha256: Vec<u8>,
-    pub name: String,
-    pub version: String,
-    pub config: Json<Vec<(String, String)>>,
-    pub source: String,
-    pub activated_at: DateTime<Utc>,
-    pub retired_at: Option<DateTime<Utc>>,
-}
-
-/// A row of `policy_versions`.
-#[derive(Debug, sqlx::FromRow)]
-struct Activation {
-    id: i64,
-    sha256: Vec<u8>,
-    name: String,
-    version: String,
-    config: Json<Vec<(String, String)>>,
-    source: String,
-    activated_at: DateTime<Utc>,
 }
 
 impl PolicyService {
     /// Reads the manifest (a bad one stops start-up), fills the slots that
     /// have no version yet, and loads the deployment's active versions.
-    pub async fn start(db: PgPool, settings: Arc<Settings>) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(db: sqlx::PgPool, settings: Arc<Settings>) -> anyhow::Result<Arc<Self>> {
+        let store = PolicyStore::new(db);
         let manifest = read_manifest(&settings)?;
-        let mut compiled = HashMap::new();
-        for entry in &manifest.slots {
-            let component = check(entry.slot, entry.bytes.clone())
-                .await
-                .map_err(|err| {
-                    anyhow::anyhow!("{}: slot {}: {err}", manifest.path.display(), entry.slot)
-                })?;
-            compiled.insert(entry.sha256, component);
-        }
-        let mut tx = db.begin().await?;
-        lock_changes(&mut tx).await?;
+        let compiled = compile_manifest(&manifest).await?;
+        let mut change = store.change().await?;
         let mut filled = Vec::new();
         for entry in &manifest.slots {
-            if live(&mut tx, entry.slot, 1).await?.is_empty() {
-                let row = NewActivation::from_manifest(&manifest, entry.slot);
-                activate(&mut tx, entry.slot, &row).await?;
+            if change.live(entry.slot, 1).await?.is_empty() {
+                let row = from_manifest(&manifest, entry.slot);
+                change.activate(entry.slot, &row).await?;
                 filled.push(entry.slot.as_str());
             }
         }
-        tx.commit().await?;
+        change.commit().await?;
         if !filled.is_empty() {
             tracing::info!(slots = ?filled, manifest = %manifest.path.display(), "policy slots filled from the manifest");
         }
-
-        let compiled = Mutex::new(compiled);
-        let shadows = Shadows::start()?;
-        let load = Loader {
-            db: &db,
-            compiled: &compiled,
-            shadows: &shadows,
-        };
-        let pricing = load.slot(Slot::Pricing, None).await?;
-        let coupon = load.slot(Slot::Coupon, None).await?;
-        let order_rules = load.slot(Slot::OrderRules, None).await?;
-        let registry = Registry::new(settings.environment.clone(), pricing, coupon, order_rules);
-        for slot in Slot::ALL {
-            let active = registry.active(slot);
-            tracing::info!(%slot, policy = %active.label(), source = %active.info.source, "policy active");
-        }
-        let service = Arc::new(Self {
-            db,
-            registry,
-            compiled,
-            sync_lock: tokio::sync::Mutex::new(()),
-            shadows,
+        let mirror =
+            Arc::new(Mirror::load(store.clone(), settings.environment.clone(), compiled).await?);
+        Ok(Arc::new(Self {
+            store,
+            registry: mirror.registry.clone(),
+            mirror,
             settings,
-        });
-        for slot in Slot::ALL {
-            // A shadow is an experiment: one that cannot load never stops the server.
-            if let Err(err) = service.sync_shadow(slot).await {
-                tracing::warn!(%slot, error = %format!("{err:#}"), "cannot load the slot's shadow");
-            }
-        }
-        Ok(service)
+        }))
     }
 
-    /// Installs the slot's state as PostgreSQL has it now.
-    pub async fn sync(&self, slot: Slot) -> anyhow::Result<()> {
-        let _one_at_a_time = self.sync_lock.lock().await;
-        let current = self.registry.slot(slot);
-        let loader = Loader {
-            db: &self.db,
-            compiled: &self.compiled,
-            shadows: &self.shadows,
-        };
-        let state = loader.slot(slot, Some(&current)).await?;
-        let unchanged = state.active.activation == current.active.activation
-            && state.previous.as_ref().map(|p| p.activation)
-                == current.previous.as_ref().map(|p| p.activation);
-        if !unchanged {
-            tracing::info!(%slot, policy = %state.active.label(), "policy installed");
-            self.registry.install(slot, state);
-        }
-        Ok(())
+    /// Follows changes made through other instances until `stop`.
+    pub async fn follow(self: Arc<Self>, stop: CancellationToken) {
+        follower::follow(self.store.pool().clone(), self.mirror.clone(), stop).await;
+    }
+
+    /// What serves `slot` on this instance.
+    pub fn info(&self, slot: Slot) -> PolicyInfo {
+        self.registry.active(slot).info.clone()
     }
 
     /// Validates `bytes` against the slot's world, then makes them the
-    /// deployment's active version, keeping the slot's configuration.
-    pub async fn upload(&self, slot: Slot, bytes: Vec<u8>) -> Result<PolicyInfo> {
-        self.upload_from(slot, bytes, "upload").await
+    /// deployment's active version, with `config`, or (`None`) keeping the
+    /// slot's configuration.
+    pub async fn upload(
+        &self,
+        slot: Slot,
+        bytes: Vec<u8>,
+        config: Option<Config>,
+    ) -> Result<PolicyInfo> {
+        self.upload_from(slot, bytes, config, "upload").await
     }
 
     /// As [`PolicyService::upload`], recording where the bytes came from
     /// (`upload`, or `shadow` for a promoted candidate).
-    pub(super) async fn upload_from(
+    async fn upload_from(
         &self,
         slot: Slot,
         bytes: Vec<u8>,
+        config: Option<Config>,
         source: &str,
     ) -> Result<PolicyInfo> {
-        let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-        let (name, version) = metadata::label(&bytes, &sha256);
-        self.check_and_keep(slot, &sha256, bytes.clone()).await?;
-        let mut tx = self.db.begin().await?;
-        lock_changes(&mut tx).await?;
-        let config = live(&mut tx, slot, 1)
-            .await?
-            .into_iter()
-            .next()
-            .map(|row| row.config.0)
-            .unwrap_or_default();
+        let (sha256, name, version) = self.accept(slot, &bytes, config.as_ref()).await?;
+        let mut change = self.store.change().await?;
+        let config = match config {
+            Some(config) => config,
+            None => change
+                .live(slot, 1)
+                .await?
+                .into_iter()
+                .next()
+                .map(|row| row.config.0)
+                .unwrap_or_default(),
+        };
         let row = NewActivation {
             sha256,
-            bytes,
+            bytes: Some(bytes),
             name,
             version,
             config,
             source: source.to_owned(),
         };
-        activate(&mut tx, slot, &row).await?;
-        tx.commit().await?;
+        change.activate(slot, &row).await?;
+        change.commit().await?;
         self.synced(slot).await
     }
 
-    /// Returns the slot to the version before the active one.
+    /// Gives the slot's active component a new configuration: a new
+    /// activation of the same component, so a rollback returns to the
+    /// configuration before.
+    pub async fn set_config(&self, slot: Slot, config: Config) -> Result<PolicyInfo> {
+        let mut change = self.store.change().await?;
+        let active = change
+            .live(slot, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("the {slot} slot has no version")))?;
+        let component = self.mirror.component(slot, &active.sha256).await?;
+        component.validate(&config)?;
+        let sha256: [u8; 32] = active
+            .sha256
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Internal(anyhow::anyhow!("a stored digest is 32 bytes")))?;
+        let row = NewActivation {
+            sha256,
+            bytes: None,
+            name: active.name,
+            version: active.version,
+            config,
+            source: "config".to_owned(),
+        };
+        change.activate(slot, &row).await?;
+        change.commit().await?;
+        self.synced(slot).await
+    }
+
+    /// Returns the slot to the version before the active one, with the
+    /// configuration it had.
     pub async fn rollback(&self, slot: Slot) -> Result<PolicyInfo> {
-        let mut tx = self.db.begin().await?;
-        lock_changes(&mut tx).await?;
-        let rows = live(&mut tx, slot, 2).await?;
+        let mut change = self.store.change().await?;
+        let rows = change.live(slot, 2).await?;
         if rows.len() < 2 {
             return Err(Error::NoPreviousVersion(slot));
         }
-        sqlx::query("update policy_versions set retired_at = now() where id = $1")
-            .bind(rows[0].id)
-            .execute(&mut *tx)
-            .await?;
-        notify(&mut tx, Change::Slot(slot)).await?;
-        tx.commit().await?;
+        change.retire(slot, rows[0].id).await?;
+        change.commit().await?;
         self.synced(slot).await
     }
 
@@ -251,40 +171,116 @@ impl PolicyService {
     pub async fn reload(&self) -> Result<()> {
         let manifest = read_manifest(&self.settings)
             .map_err(|err| Error::InvalidManifest(format!("{err:#}")))?;
-        for entry in &manifest.slots {
-            let component = check(entry.slot, entry.bytes.clone())
-                .await
-                .map_err(|err| {
-                    Error::InvalidManifest(format!(
-                        "{}: slot {}: {err}",
-                        manifest.path.display(),
-                        entry.slot
-                    ))
-                })?;
-            lock(&self.compiled).insert(entry.sha256, component);
+        let compiled = compile_manifest(&manifest)
+            .await
+            .map_err(|err| Error::InvalidManifest(format!("{err:#}")))?;
+        for (sha256, component) in compiled {
+            self.mirror.keep(sha256, component);
         }
-        let mut tx = self.db.begin().await?;
-        lock_changes(&mut tx).await?;
+        let mut change = self.store.change().await?;
         let mut changed = Vec::new();
         for entry in &manifest.slots {
-            let current = live(&mut tx, entry.slot, 1).await?.into_iter().next();
+            let current = change.live(entry.slot, 1).await?.into_iter().next();
             let same = current
                 .is_some_and(|row| row.sha256 == entry.sha256 && row.config.0 == entry.config);
             if !same {
-                activate(
-                    &mut tx,
-                    entry.slot,
-                    &NewActivation::from_manifest(&manifest, entry.slot),
-                )
-                .await?;
+                change
+                    .activate(entry.slot, &from_manifest(&manifest, entry.slot))
+                    .await?;
                 changed.push(entry.slot);
             }
         }
-        tx.commit().await?;
+        change.commit().await?;
         for slot in changed {
-            self.sync(slot).await.map_err(Error::Internal)?;
+            self.mirror.sync(slot).await.map_err(Error::Internal)?;
         }
         Ok(())
+    }
+
+    /// Makes `bytes` the slot's shadow for the whole deployment, replacing
+    /// any shadow it had (whose counts start again). With `config` the
+    /// candidate runs with it; without, with the active version's.
+    pub async fn start_shadow(
+        &self,
+        slot: Slot,
+        bytes: Vec<u8>,
+        config: Option<Config>,
+    ) -> Result<ShadowInfo> {
+        let (sha256, name, version) = self.accept(slot, &bytes, config.as_ref()).await?;
+        let mut change = self.store.change().await?;
+        let new = NewShadow {
+            sha256,
+            bytes,
+            name,
+            version,
+            config,
+        };
+        change.replace_shadow(slot, &new).await?;
+        change.commit().await?;
+        self.mirror
+            .sync_shadow(slot)
+            .await
+            .map_err(Error::Internal)?;
+        let shadow = self
+            .mirror
+            .shadows
+            .slot(slot)
+            .current()
+            .ok_or(Error::NoShadow(slot))?;
+        Ok(self.shadow_info(slot, &shadow))
+    }
+
+    /// What the shadow is and the configuration it runs with.
+    pub fn shadow_info(&self, slot: Slot, shadow: &Shadow) -> ShadowInfo {
+        let info = &shadow.candidate.info;
+        let ran_with = self.shadow_config(slot, shadow.own_config, &shadow.candidate.config);
+        let (missing_config_keys, note) = missing(info.config_keys.as_deref(), &ran_with);
+        ShadowInfo {
+            slot,
+            name: info.name.clone(),
+            version: info.version.clone(),
+            sha256: info.sha256.clone(),
+            started_at: shadow.started_at,
+            contract: info.contract.clone(),
+            config: metadata::to_object(&ran_with),
+            own_config: shadow.own_config,
+            config_keys: info.config_keys.clone(),
+            missing_config_keys,
+            note,
+        }
+    }
+
+    /// Stops the slot's shadow on every instance; its counts and examples go.
+    pub async fn stop_shadow(&self, slot: Slot) -> Result<()> {
+        let mut change = self.store.change().await?;
+        if !change.delete_shadow(slot).await? {
+            return Err(Error::NoShadow(slot));
+        }
+        change.commit().await?;
+        self.mirror.sync_shadow(slot).await.map_err(Error::Internal)
+    }
+
+    /// The candidate shadowing the slot on this instance, if any.
+    pub fn shadow(&self, slot: Slot) -> Option<Arc<Shadow>> {
+        self.mirror.shadows.slot(slot).current()
+    }
+
+    /// Makes the slot's shadow candidate the active version, with the
+    /// configuration it ran with, and stops the shadow.
+    pub async fn promote_shadow(&self, slot: Slot) -> Result<PolicyInfo> {
+        let row = self
+            .store
+            .shadow(slot)
+            .await?
+            .ok_or(Error::NoShadow(slot))?;
+        let bytes = self.store.component(&row.sha256).await?;
+        let config = row.config.map(|config| config.0);
+        let info = self.upload_from(slot, bytes, config, "shadow").await?;
+        match self.stop_shadow(slot).await {
+            // Stopped meanwhile through another instance: nothing left to do.
+            Ok(()) | Err(Error::NoShadow(_)) => Ok(info),
+            Err(err) => Err(err),
+        }
     }
 
     /// The slot's activations, newest first, `limit` from `offset`, and how
@@ -295,121 +291,97 @@ impl PolicyService {
         limit: i64,
         offset: i64,
     ) -> sqlx::Result<(Vec<ActivationRecord>, i64)> {
-        let rows = sqlx::query_as(
-            "select id, sha256, name, version, config, source, activated_at, retired_at
-               from policy_versions
-              where slot = $1
-              order by id desc
-              limit $2 offset $3",
-        )
-        .bind(slot.as_str())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.db)
-        .await?;
-        let total = sqlx::query_scalar("select count(*) from policy_versions where slot = $1")
-            .bind(slot.as_str())
-            .fetch_one(&self.db)
-            .await?;
-        Ok((rows, total))
+        self.store.history(slot, limit, offset).await
+    }
+
+    /// The slot's shadow across the deployment, with this instance's
+    /// latest outcomes added first.
+    pub async fn shadow_report(&self, slot: Slot) -> Result<ShadowReport> {
+        let installed = self.mirror.shadows.slot(slot).current();
+        if let Some(shadow) = &installed {
+            shadow.flush(&self.store).await?;
+        }
+        let row = self
+            .store
+            .shadow(slot)
+            .await?
+            .ok_or(Error::NoShadow(slot))?;
+        let examples = self.store.examples(row.id).await?;
+        let own_config = row.config.is_some();
+        let ran_with = match &row.config {
+            Some(config) => config.0.clone(),
+            None => self.registry.active(slot).config.clone(),
+        };
+        // The keys come from the candidate's bytes, which this instance
+        // compiled when the shadow was installed here.
+        let config_keys = match installed.filter(|shadow| shadow.id == row.id) {
+            Some(shadow) => shadow.candidate.info.config_keys.clone(),
+            None => self
+                .mirror
+                .component(slot, &row.sha256)
+                .await?
+                .config_keys
+                .clone(),
+        };
+        let (missing_config_keys, note) = missing(config_keys.as_deref(), &ran_with);
+        Ok(ShadowReport {
+            slot,
+            candidate: format!("{}@{}", row.name, row.version),
+            sha256: hex::encode(&row.sha256),
+            started_at: row.started_at,
+            evaluated: row.evaluated,
+            diverged: row.diverged,
+            failed: row.failed,
+            dropped: row.dropped,
+            config: metadata::to_object(&ran_with),
+            own_config,
+            missing_config_keys,
+            note,
+            examples,
+        })
+    }
+
+    /// Compiles an uploaded component, checks it against the slot's world
+    /// and `config` against the keys it declares, and keeps it compiled:
+    /// its digest, name and version.
+    async fn accept(
+        &self,
+        slot: Slot,
+        bytes: &[u8],
+        config: Option<&Config>,
+    ) -> Result<([u8; 32], String, String)> {
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let (name, version) = metadata::label(bytes, &sha256);
+        let component = self.mirror.compile(slot, &sha256, bytes.to_vec()).await?;
+        if let Some(config) = config {
+            component.validate(config)?;
+        }
+        Ok((sha256, name, version))
+    }
+
+    /// The configuration a shadow runs with: its own, or the active version's.
+    fn shadow_config(&self, slot: Slot, own: bool, candidate: &Config) -> Config {
+        if own {
+            candidate.clone()
+        } else {
+            self.registry.active(slot).config.clone()
+        }
     }
 
     async fn synced(&self, slot: Slot) -> Result<PolicyInfo> {
-        self.sync(slot).await.map_err(Error::Internal)?;
-        Ok(self.registry.active(slot).info.clone())
-    }
-
-    /// Compiles `bytes` and checks them against the slot's world, keeping
-    /// the compiled component for when its version is installed.
-    pub(super) async fn check_and_keep(
-        &self,
-        slot: Slot,
-        sha256: &[u8; 32],
-        bytes: Vec<u8>,
-    ) -> Result<(), PolicyError> {
-        if Native::named(&bytes).is_some() {
-            return Err(PolicyError::InvalidComponent(
-                "an upload is a component; a native policy is chosen in a manifest".to_owned(),
-            ));
-        }
-        let component = check(slot, bytes).await?;
-        lock(&self.compiled).insert(*sha256, component);
-        Ok(())
-    }
-
-    /// The compiled component with this digest, from PostgreSQL if this
-    /// instance has not compiled it yet.
-    pub(super) async fn component(&self, slot: Slot, sha256: &[u8]) -> anyhow::Result<Compiled> {
-        let mut conn = self.db.acquire().await?;
-        component(&mut conn, &self.compiled, slot, sha256).await
-    }
-
-    /// Follows changes made through other instances until `stop`, and adds
-    /// this instance's shadow outcomes to the deployment's every second.
-    pub async fn follow(self: Arc<Self>, stop: CancellationToken) {
-        let mut listener: Option<PgListener> = None;
-        let mut resync = tokio::time::interval(RESYNC_EVERY);
-        let mut flush = tokio::time::interval(SHADOW_FLUSH_EVERY);
-        loop {
-            if listener.is_none() {
-                listener = match PgListener::connect_with(&self.db).await {
-                    Ok(mut new) => match new.listen(CHANNEL).await {
-                        Ok(()) => Some(new),
-                        Err(err) => {
-                            tracing::warn!(%err, "cannot listen for policy changes");
-                            None
-                        }
-                    },
-                    Err(err) => {
-                        tracing::warn!(%err, "cannot listen for policy changes");
-                        None
-                    }
-                };
-            }
-            let notification = async {
-                match listener.as_mut() {
-                    Some(listener) => listener.recv().await.map(|n| Change::parse(n.payload())),
-                    None => std::future::pending().await,
-                }
-            };
-            let changes: Vec<Change> = tokio::select! {
-                () = stop.cancelled() => {
-                    self.flush_shadows().await;
-                    return;
-                }
-                _ = flush.tick() => {
-                    self.flush_shadows().await;
-                    continue;
-                }
-                _ = resync.tick() => Change::everything(),
-                received = notification => match received {
-                    Ok(Some(change)) => vec![change],
-                    Ok(None) => Vec::new(),
-                    Err(err) => {
-                        // Notifications may have been missed: read everything.
-                        tracing::warn!(%err, "lost the policy change listener; re-reading");
-                        listener = None;
-                        Change::everything()
-                    }
-                },
-            };
-            for change in changes {
-                let synced = match change {
-                    Change::Slot(slot) => self.sync(slot).await,
-                    Change::Shadow(slot) => self.sync_shadow(slot).await,
-                };
-                if let Err(err) = synced {
-                    tracing::warn!(?change, error = %format!("{err:#}"), "cannot install the policy state");
-                }
-            }
-        }
+        self.mirror.sync(slot).await.map_err(Error::Internal)?;
+        Ok(self.info(slot))
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The declared keys `config` leaves unset, and a sentence saying so.
+fn missing(
+    declared: Option<&[metadata::ConfigKey]>,
+    config: &Config,
+) -> (Vec<String>, Option<String>) {
+    let missing = metadata::missing(declared, config);
+    let note = metadata::missing_note(&missing);
+    (missing.iter().map(|key| key.key.clone()).collect(), note)
 }
 
 fn read_manifest(settings: &Settings) -> anyhow::Result<Manifest> {
@@ -421,195 +393,31 @@ fn read_manifest(settings: &Settings) -> anyhow::Result<Manifest> {
     .map_err(anyhow::Error::msg)
 }
 
-/// Compiles `bytes` and checks them against the slot's world, off the
-/// async workers (compiling takes tens of milliseconds).
-async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Compiled, PolicyError> {
-    tokio::task::spawn_blocking(move || {
-        let component = Compiled::new(&bytes)?;
-        let info = PolicyInfo {
-            slot,
-            name: String::new(),
-            version: String::new(),
-            sha256: String::new(),
-            loaded_at: Utc::now(),
-            source: String::new(),
-            contract: String::new(),
-        };
-        LoadedPolicy::prepare(slot, component.clone(), info, Vec::new(), 0)?;
-        Ok(component)
-    })
-    .await
-    .map_err(|err| PolicyError::InvalidComponent(format!("validation did not finish: {err}")))?
-}
-
-/// Loads slot states from PostgreSQL, compiling what is not compiled yet.
-struct Loader<'a> {
-    db: &'a PgPool,
-    compiled: &'a Mutex<HashMap<[u8; 32], Compiled>>,
-    shadows: &'a Shadows,
-}
-
-impl Loader<'_> {
-    async fn slot(&self, slot: Slot, current: Option<&SlotState>) -> anyhow::Result<SlotState> {
-        let mut conn = self.db.acquire().await?;
-        let rows = live(&mut conn, slot, 2).await?;
-        let mut loaded = Vec::with_capacity(rows.len());
-        for row in rows {
-            loaded.push(self.policy(&mut conn, slot, row, current).await?);
-        }
-        let mut loaded = loaded.into_iter();
-        let active = loaded
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the deployment has no {slot} policy"))?;
-        Ok(SlotState {
-            active,
-            previous: loaded.next(),
-        })
+/// Compiles every component the manifest names and checks its slot's world
+/// and configuration; every error names the file and the slot.
+async fn compile_manifest(manifest: &Manifest) -> anyhow::Result<HashMap<[u8; 32], Compiled>> {
+    let mut compiled = HashMap::new();
+    for entry in &manifest.slots {
+        let at = || format!("{}: slot {}", manifest.path.display(), entry.slot);
+        let component = mirror::check(entry.slot, entry.bytes.clone())
+            .await
+            .map_err(|err| anyhow::anyhow!("{}: {err}", at()))?;
+        component
+            .validate(&entry.config)
+            .map_err(|err| anyhow::anyhow!("{}: config: {err}", at()))?;
+        compiled.insert(entry.sha256, component);
     }
+    Ok(compiled)
+}
 
-    async fn policy(
-        &self,
-        conn: &mut PgConnection,
-        slot: Slot,
-        row: Activation,
-        current: Option<&SlotState>,
-    ) -> anyhow::Result<Arc<LoadedPolicy>> {
-        let known = current
-            .into_iter()
-            .flat_map(|state| std::iter::once(&state.active).chain(state.previous.as_ref()))
-            .find(|policy| policy.activation == row.id);
-        if let Some(policy) = known {
-            return Ok(policy.clone());
-        }
-        let component = component(conn, self.compiled, slot, &row.sha256).await?;
-        let info = PolicyInfo {
-            slot,
-            name: row.name,
-            version: row.version,
-            sha256: hex::encode(&row.sha256),
-            loaded_at: row.activated_at,
-            source: row.source,
-            contract: String::new(),
-        };
-        Ok(LoadedPolicy::prepare_in(
-            slot,
-            component,
-            info,
-            row.config.0,
-            row.id,
-            Some(self.shadows.slot(slot).clone()),
-        )?)
+fn from_manifest(manifest: &Manifest, slot: Slot) -> NewActivation {
+    let entry = manifest.slot(slot);
+    NewActivation {
+        sha256: entry.sha256,
+        bytes: Some(entry.bytes.clone()),
+        name: entry.name.clone(),
+        version: entry.version.clone(),
+        config: entry.config.clone(),
+        source: manifest.source(),
     }
-}
-
-/// The compiled component with this digest: compiled before by this
-/// instance, or read from `policy_components` and compiled now.
-async fn component(
-    conn: &mut PgConnection,
-    compiled: &Mutex<HashMap<[u8; 32], Compiled>>,
-    slot: Slot,
-    sha256: &[u8],
-) -> anyhow::Result<Compiled> {
-    let key: [u8; 32] = sha256.try_into()?;
-    if let Some(component) = lock(compiled).get(&key).cloned() {
-        return Ok(component);
-    }
-    let bytes: Vec<u8> =
-        sqlx::query_scalar("select bytes from policy_components where sha256 = $1")
-            .bind(sha256)
-            .fetch_one(&mut *conn)
-            .await?;
-    let component = check(slot, bytes).await?;
-    lock(compiled).insert(key, component.clone());
-    Ok(component)
-}
-
-/// A version about to be activated.
-struct NewActivation {
-    sha256: [u8; 32],
-    bytes: Vec<u8>,
-    name: String,
-    version: String,
-    config: Vec<(String, String)>,
-    source: String,
-}
-
-impl NewActivation {
-    fn from_manifest(manifest: &Manifest, slot: Slot) -> Self {
-        let entry = manifest.slot(slot);
-        Self {
-            sha256: entry.sha256,
-            bytes: entry.bytes.clone(),
-            name: entry.name.clone(),
-            version: entry.version.clone(),
-            config: entry.config.clone(),
-            source: manifest.source(),
-        }
-    }
-}
-
-pub(super) async fn lock_changes(tx: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(CHANGE_LOCK)
-        .execute(tx)
-        .await
-        .map(drop)
-}
-
-/// The slot's live activations, newest first.
-async fn live(conn: &mut PgConnection, slot: Slot, limit: i64) -> sqlx::Result<Vec<Activation>> {
-    sqlx::query_as(
-        "select id, sha256, name, version, config, source, activated_at
-           from policy_versions
-          where slot = $1 and retired_at is null
-          order by id desc
-          limit $2",
-    )
-    .bind(slot.as_str())
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-}
-
-/// Stores a component's bytes once per content.
-pub(super) async fn store_component(
-    tx: &mut PgConnection,
-    sha256: &[u8; 32],
-    bytes: &[u8],
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into policy_components (sha256, bytes) values ($1, $2) on conflict do nothing",
-    )
-    .bind(sha256.as_slice())
-    .bind(bytes)
-    .execute(tx)
-    .await
-    .map(drop)
-}
-
-async fn activate(tx: &mut PgConnection, slot: Slot, new: &NewActivation) -> sqlx::Result<()> {
-    store_component(tx, &new.sha256, &new.bytes).await?;
-    sqlx::query(
-        "insert into policy_versions (slot, sha256, name, version, config, source)
-         values ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(slot.as_str())
-    .bind(new.sha256.as_slice())
-    .bind(&new.name)
-    .bind(&new.version)
-    .bind(Json(&new.config))
-    .bind(&new.source)
-    .execute(&mut *tx)
-    .await?;
-    notify(tx, Change::Slot(slot)).await
-}
-
-/// Delivered to every listening instance when the transaction commits.
-pub(super) async fn notify(tx: &mut PgConnection, change: Change) -> sqlx::Result<()> {
-    sqlx::query("select pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(change.payload())
-        .execute(tx)
-        .await
-        .map(drop)
 }

@@ -19,7 +19,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::service::PolicyService;
+use super::{lock, service::PolicyService};
 use crate::config::Settings;
 
 /// How long the files must stay unchanged before they are read.
@@ -162,10 +162,4 @@ fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(folder)
         .map(|folder| folder.join(name))
         .unwrap_or_else(|_| path.to_path_buf())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -5,6 +5,12 @@
 
 use commerce_policy_sdk::prelude::*;
 
+declare_config! {
+    /// How many days after joining a user may be issued the coupon (a whole number).
+    days = "7",
+}
+
+/// When `days` is not a whole number.
 const DEFAULT_DAYS: u32 = 7;
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -29,9 +35,7 @@ impl Coupon for NewMembers {
 /// `days` from the config. A bad value must not lock everyone out, so it falls
 /// back to the default, and the log tells the operator.
 fn window_days(config: &Config) -> u32 {
-    let Some(text) = config_value(config, "days") else {
-        return DEFAULT_DAYS;
-    };
+    let text = CONFIG.get(config, "days");
     text.trim().parse().unwrap_or_else(|_| {
         log(
             LogLevel::Warn,

@@ -5,7 +5,12 @@
 
 use commerce_policy_sdk_1_1::prelude::*;
 
-/// The threshold when the manifest sets none, or one that is not a number.
+declare_config! {
+    /// Won a user must have spent on paid orders to get 5% off (a whole number).
+    min_lifetime_spend = "1000000",
+}
+
+/// The threshold when the configured one is not a number.
 const DEFAULT_MIN_LIFETIME_SPEND: Money = 1_000_000;
 const PERCENT_OFF: i128 = 5;
 
@@ -13,8 +18,10 @@ struct Loyalty;
 
 impl Pricing for Loyalty {
     fn price(input: PricingInput) -> Vec<LinePrice> {
-        let threshold = config_value(&input.config, "min_lifetime_spend")
-            .and_then(|value| value.trim().parse::<Money>().ok())
+        let threshold = CONFIG
+            .get(&input.config, "min_lifetime_spend")
+            .trim()
+            .parse::<Money>()
             .unwrap_or(DEFAULT_MIN_LIFETIME_SPEND);
         let mut prices = list_prices(&input.lines);
         if input.user.lifetime_spend < threshold {

@@ -1,10 +1,11 @@
 //! The standard policies' logic, shared so that a custom policy can change one
-//! rule and keep the rest.
+//! rule and keep the rest. The 1.1.0 SDK includes this file too: it names
+//! only types every version has.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::{ApplyInput, CouponTerms, DiscountKind, Line, LinePrice, Money};
+use crate::{ApplyInput, CouponTerms, DiscountKind, Line, LinePrice, Money, Timestamp};
 
 /// Every line at its list price, nothing taken off.
 pub fn list_prices(lines: &[Line]) -> Vec<LinePrice> {
@@ -25,14 +26,18 @@ pub fn list_prices(lines: &[Line]) -> Vec<LinePrice> {
 /// - `BELOW_MIN_ORDER_AMOUNT` when `subtotal < min_order_amount`;
 /// - otherwise [`coupon_discount`].
 pub fn standard_apply(input: &ApplyInput) -> Result<Money, String> {
-    let terms = &input.coupon;
-    if input.now < terms.valid_from || input.now >= terms.valid_until {
+    apply_terms(&input.coupon, input.subtotal, input.now)
+}
+
+/// [`standard_apply`] on its parts: the coupon's terms, the subtotal, `now`.
+pub fn apply_terms(terms: &CouponTerms, subtotal: Money, now: Timestamp) -> Result<Money, String> {
+    if now < terms.valid_from || now >= terms.valid_until {
         return Err("NOT_VALID_NOW".into());
     }
-    if input.subtotal < terms.min_order_amount {
+    if subtotal < terms.min_order_amount {
         return Err("BELOW_MIN_ORDER_AMOUNT".into());
     }
-    Ok(coupon_discount(terms, input.subtotal))
+    Ok(coupon_discount(terms, subtotal))
 }
 
 /// What the coupon takes off `subtotal`, always within `0..=subtotal`:
@@ -71,18 +76,7 @@ mod tests {
     }
 
     fn apply(terms: CouponTerms, subtotal: Money, now: i64) -> Result<Money, String> {
-        standard_apply(&ApplyInput {
-            lines: Vec::new(),
-            subtotal,
-            user: crate::UserFacts {
-                id: 7,
-                created_at: 0,
-                paid_orders: 0,
-            },
-            coupon: terms,
-            now,
-            config: Vec::new(),
-        })
+        apply_terms(&terms, subtotal, now)
     }
 
     #[test]

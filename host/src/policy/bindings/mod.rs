@@ -55,6 +55,25 @@ impl Contract {
         format!("commerce:policy/{}@{}", slot.interface(), self.version())
     }
 
+    /// The version named `version`, e.g. `1.0.0`.
+    pub fn named(version: &str) -> Option<Contract> {
+        Contract::SERVED
+            .into_iter()
+            .find(|contract| contract.version() == version)
+    }
+
+    /// The call `function` with `input` as this version writes it (a case
+    /// file, a recorded input), converted to the newest version's types.
+    /// Reading each input in its own version's types keeps what a replay or
+    /// a case means fixed when a newer version comes.
+    pub fn read_call(self, function: &str, input: &serde_json::Value) -> Result<Call, String> {
+        match self {
+            Contract::V1_0 => v1_0::read_call(function, input),
+            Contract::V1_1 => v1_1::read_call(function, input),
+        }
+        .map_err(|err| format!("{function} input (commerce:policy@{self}): {err}"))
+    }
+
     /// The version whose `slot` interface the component exports, newest first.
     pub fn of(engine: &Engine, component: &Component, slot: Slot) -> Option<Contract> {
         let ty = component.component_type();

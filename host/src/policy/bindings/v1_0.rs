@@ -1,6 +1,10 @@
 //! `commerce:policy@1.0.0`, served unchanged to the components built against
 //! it: the host's (newest) input is converted down to these records, without
 //! what 1.0.0 does not have, and the component's output converted up.
+//!
+//! The types derive serde, so a 1.0.0 case file or recorded input is read
+//! in 1.0.0's own types, then converted up ([`read_call`]): what 1.1.0 added
+//! is taken as unknown (`lifetime_spend` 0).
 
 use wasmtime::{
     Store,
@@ -18,6 +22,7 @@ pub mod pricing {
     wasmtime::component::bindgen!({
         world: "pricing-policy",
         path: "../wit/commerce-policy@1.0.0",
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
@@ -29,6 +34,7 @@ pub mod coupon {
             "commerce:policy/types": super::pricing::commerce::policy::types,
             "commerce:policy/host": super::pricing::commerce::policy::host,
         },
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
@@ -40,6 +46,7 @@ pub mod order_rules {
             "commerce:policy/types": super::pricing::commerce::policy::types,
             "commerce:policy/host": super::pricing::commerce::policy::host,
         },
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
@@ -242,6 +249,126 @@ impl From<Violation> for latest::Violation {
         Self {
             code: violation.code,
             message: violation.message,
+        }
+    }
+}
+
+// Up: a 1.0.0 input (a case file, a recorded input) as the host's.
+
+/// The call `function` with `input` written in 1.0.0's types, as the newest's.
+pub fn read_call(function: &str, input: &serde_json::Value) -> Result<Call, String> {
+    use commerce_policy_cases::decode;
+    Ok(match function {
+        "price" => Call::Price(decode::<PricingInput>(input)?.into()),
+        "apply" => Call::Apply(decode::<ApplyInput>(input)?.into()),
+        "can_issue" => Call::CanIssue(decode::<IssueInput>(input)?.into()),
+        "check" => Call::Check(decode::<OrderInput>(input)?.into()),
+        other => return Err(format!("no policy function is named {other:?}")),
+    })
+}
+
+impl From<UserFacts> for latest::UserFacts {
+    fn from(user: UserFacts) -> Self {
+        Self {
+            id: user.id,
+            created_at: user.created_at,
+            paid_orders: user.paid_orders,
+            // Unknown to 1.0.0: nothing spent, as far as the input says.
+            lifetime_spend: 0,
+        }
+    }
+}
+
+impl From<Line> for latest::Line {
+    fn from(line: Line) -> Self {
+        Self {
+            product_id: line.product_id,
+            name: line.name,
+            category: line.category,
+            unit_price: line.unit_price,
+            quantity: line.quantity,
+        }
+    }
+}
+
+impl From<PricedLine> for latest::PricedLine {
+    fn from(line: PricedLine) -> Self {
+        Self {
+            product_id: line.product_id,
+            name: line.name,
+            category: line.category,
+            unit_price: line.unit_price,
+            quantity: line.quantity,
+            discount: line.discount,
+            line_total: line.line_total,
+        }
+    }
+}
+
+impl From<CouponTerms> for latest::CouponTerms {
+    fn from(terms: CouponTerms) -> Self {
+        Self {
+            coupon_id: terms.coupon_id,
+            name: terms.name,
+            kind: match terms.kind {
+                DiscountKind::Fixed => latest::DiscountKind::Fixed,
+                DiscountKind::Percent => latest::DiscountKind::Percent,
+            },
+            value: terms.value,
+            max_amount: terms.max_amount,
+            min_order_amount: terms.min_order_amount,
+            valid_from: terms.valid_from,
+            valid_until: terms.valid_until,
+        }
+    }
+}
+
+impl From<PricingInput> for latest::PricingInput {
+    fn from(input: PricingInput) -> Self {
+        Self {
+            lines: input.lines.into_iter().map(Into::into).collect(),
+            user: input.user.into(),
+            now: input.now,
+            config: input.config,
+        }
+    }
+}
+
+impl From<ApplyInput> for latest::ApplyInput {
+    fn from(input: ApplyInput) -> Self {
+        Self {
+            lines: input.lines.into_iter().map(Into::into).collect(),
+            subtotal: input.subtotal,
+            user: input.user.into(),
+            coupon: input.coupon.into(),
+            now: input.now,
+            config: input.config,
+        }
+    }
+}
+
+impl From<IssueInput> for latest::IssueInput {
+    fn from(input: IssueInput) -> Self {
+        Self {
+            user: input.user.into(),
+            coupon: input.coupon.into(),
+            now: input.now,
+            config: input.config,
+        }
+    }
+}
+
+impl From<OrderInput> for latest::OrderInput {
+    fn from(input: OrderInput) -> Self {
+        Self {
+            lines: input.lines.into_iter().map(Into::into).collect(),
+            subtotal: input.subtotal,
+            coupon_discount: input.coupon_discount,
+            total: input.total,
+            user: input.user.into(),
+            coupon: input.coupon.map(Into::into),
+            now: input.now,
+            config: input.config,
         }
     }
 }

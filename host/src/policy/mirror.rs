@@ -1,0 +1,264 @@
+//! This instance's copy of the deployment's policy state: the loaded
+//! versions of each slot (the [`Registry`] requests read), the shadows, and
+//! the components compiled so far. [`Mirror::sync`] and
+//! [`Mirror::sync_shadow`] install what the [store](super::store) says now;
+//! the [follower](super::follower) calls them on every change.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use super::{
+    LoadedPolicy, PolicyError, Registry, Slot,
+    loaded::{Compiled, PolicyInfo},
+    lock,
+    native::Native,
+    registry::SlotState,
+    shadow::{Shadow, Shadows},
+    store::{Activation, PolicyStore},
+};
+
+pub struct Mirror {
+    store: PolicyStore,
+    pub registry: Arc<Registry>,
+    pub shadows: Shadows,
+    compiled: Mutex<HashMap<[u8; 32], Compiled>>,
+    /// Serializes installs, so an older read never replaces a newer one.
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+impl Mirror {
+    /// Loads the deployment's active versions and shadows. `compiled` holds
+    /// what the caller compiled already (the manifest's components).
+    pub async fn load(
+        store: PolicyStore,
+        environment: String,
+        compiled: HashMap<[u8; 32], Compiled>,
+    ) -> anyhow::Result<Self> {
+        let shadows = Shadows::start()?;
+        let compiled = Mutex::new(compiled);
+        let mut states = Vec::with_capacity(Slot::ALL.len());
+        for slot in Slot::ALL {
+            states.push(load_slot(&store, &compiled, &shadows, slot, None).await?);
+        }
+        let [pricing, coupon, order_rules]: [SlotState; 3] = states
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("one state per slot"))?;
+        let registry = Arc::new(Registry::new(environment, pricing, coupon, order_rules));
+        for slot in Slot::ALL {
+            let active = registry.active(slot);
+            tracing::info!(%slot, policy = %active.label(), source = %active.info.source, "policy active");
+        }
+        let mirror = Self {
+            store,
+            registry,
+            shadows,
+            compiled,
+            sync_lock: tokio::sync::Mutex::new(()),
+        };
+        for slot in Slot::ALL {
+            // A shadow is an experiment: one that cannot load never stops the server.
+            if let Err(err) = mirror.sync_shadow(slot).await {
+                tracing::warn!(%slot, error = %format!("{err:#}"), "cannot load the slot's shadow");
+            }
+        }
+        Ok(mirror)
+    }
+
+    /// Installs the slot's active versions as PostgreSQL has them now.
+    pub async fn sync(&self, slot: Slot) -> anyhow::Result<()> {
+        let _one_at_a_time = self.sync_lock.lock().await;
+        let current = self.registry.slot(slot);
+        let state = load_slot(
+            &self.store,
+            &self.compiled,
+            &self.shadows,
+            slot,
+            Some(&current),
+        )
+        .await?;
+        let unchanged = state.active.activation == current.active.activation
+            && state.previous.as_ref().map(|p| p.activation)
+                == current.previous.as_ref().map(|p| p.activation);
+        if !unchanged {
+            tracing::info!(%slot, policy = %state.active.label(), config = ?state.active.info.config, "policy installed");
+            self.registry.install(slot, state);
+        }
+        Ok(())
+    }
+
+    /// Installs the slot's shadow as PostgreSQL has it now.
+    pub async fn sync_shadow(&self, slot: Slot) -> anyhow::Result<()> {
+        let _one_at_a_time = self.sync_lock.lock().await;
+        let cell = self.shadows.slot(slot);
+        let current = cell.current();
+        let row = self.store.shadow(slot).await?;
+        match (row, current) {
+            (None, None) => {}
+            (None, Some(stopped)) => {
+                tracing::info!(%slot, candidate = %stopped.candidate.label(), "shadow stopped");
+                cell.install(None);
+            }
+            (Some(row), Some(current)) if row.id == current.id => {}
+            (Some(row), _) => {
+                let component = compiled(&self.store, &self.compiled, slot, &row.sha256).await?;
+                let info = PolicyInfo::new(
+                    slot,
+                    row.name,
+                    row.version,
+                    hex::encode(&row.sha256),
+                    row.started_at,
+                    "shadow".to_owned(),
+                );
+                let own_config = row.config.is_some();
+                let config = row.config.map(|config| config.0).unwrap_or_default();
+                let candidate = LoadedPolicy::prepare(slot, component, info, config, 0)?;
+                tracing::info!(%slot, candidate = %candidate.label(), own_config, "shadow started");
+                cell.install(Some(Arc::new(Shadow::new(
+                    row.id,
+                    candidate,
+                    own_config,
+                    row.started_at,
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles `bytes` and checks them against the slot's world, keeping
+    /// the compiled component for when its version is installed.
+    pub async fn compile(
+        &self,
+        slot: Slot,
+        sha256: &[u8; 32],
+        bytes: Vec<u8>,
+    ) -> Result<Compiled, PolicyError> {
+        if Native::named(&bytes).is_some() {
+            return Err(PolicyError::InvalidComponent(
+                "an upload is a component; a native policy is chosen in a manifest".to_owned(),
+            ));
+        }
+        let component = check(slot, bytes).await?;
+        lock(&self.compiled).insert(*sha256, component.clone());
+        Ok(component)
+    }
+
+    /// Keeps a component compiled elsewhere (a manifest's).
+    pub fn keep(&self, sha256: [u8; 32], component: Compiled) {
+        lock(&self.compiled).insert(sha256, component);
+    }
+
+    /// The compiled component with this digest, from PostgreSQL if this
+    /// instance has not compiled it yet.
+    pub async fn component(&self, slot: Slot, sha256: &[u8]) -> anyhow::Result<Compiled> {
+        compiled(&self.store, &self.compiled, slot, sha256).await
+    }
+
+    /// Adds every slot's shadow outcomes since the last flush to the deployment's.
+    pub async fn flush_shadows(&self) {
+        for slot in Slot::ALL {
+            if let Some(shadow) = self.shadows.slot(slot).current()
+                && let Err(err) = shadow.flush(&self.store).await
+            {
+                tracing::warn!(%slot, %err, "cannot record the shadow's outcomes; retrying");
+            }
+        }
+    }
+}
+
+/// Compiles `bytes` and checks them against the slot's world, off the
+/// async workers (compiling takes tens of milliseconds).
+pub async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Compiled, PolicyError> {
+    tokio::task::spawn_blocking(move || {
+        let component = Compiled::new(&bytes)?;
+        let info = PolicyInfo::new(
+            slot,
+            String::new(),
+            String::new(),
+            String::new(),
+            chrono::Utc::now(),
+            String::new(),
+        );
+        LoadedPolicy::prepare(slot, component.clone(), info, Vec::new(), 0)?;
+        Ok(component)
+    })
+    .await
+    .map_err(|err| PolicyError::InvalidComponent(format!("validation did not finish: {err}")))?
+}
+
+/// The slot's state as PostgreSQL has it, reusing the versions `current`
+/// has loaded already.
+async fn load_slot(
+    store: &PolicyStore,
+    cache: &Mutex<HashMap<[u8; 32], Compiled>>,
+    shadows: &Shadows,
+    slot: Slot,
+    current: Option<&SlotState>,
+) -> anyhow::Result<SlotState> {
+    let rows = store.live(slot, 2).await?;
+    let mut loaded = Vec::with_capacity(rows.len());
+    for row in rows {
+        loaded.push(load_version(store, cache, shadows, slot, row, current).await?);
+    }
+    let mut loaded = loaded.into_iter();
+    let active = loaded
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the deployment has no {slot} policy"))?;
+    Ok(SlotState {
+        active,
+        previous: loaded.next(),
+    })
+}
+
+async fn load_version(
+    store: &PolicyStore,
+    cache: &Mutex<HashMap<[u8; 32], Compiled>>,
+    shadows: &Shadows,
+    slot: Slot,
+    row: Activation,
+    current: Option<&SlotState>,
+) -> anyhow::Result<Arc<LoadedPolicy>> {
+    let known = current
+        .into_iter()
+        .flat_map(|state| std::iter::once(&state.active).chain(state.previous.as_ref()))
+        .find(|policy| policy.activation == row.id);
+    if let Some(policy) = known {
+        return Ok(policy.clone());
+    }
+    let component = compiled(store, cache, slot, &row.sha256).await?;
+    let info = PolicyInfo::new(
+        slot,
+        row.name,
+        row.version,
+        hex::encode(&row.sha256),
+        row.activated_at,
+        row.source,
+    );
+    Ok(LoadedPolicy::prepare_in(
+        slot,
+        component,
+        info,
+        row.config.0,
+        row.id,
+        Some(shadows.slot(slot).clone()),
+    )?)
+}
+
+/// The compiled component with this digest: compiled before by this
+/// instance, or read from `policy_components` and compiled now.
+async fn compiled(
+    store: &PolicyStore,
+    cache: &Mutex<HashMap<[u8; 32], Compiled>>,
+    slot: Slot,
+    sha256: &[u8],
+) -> anyhow::Result<Compiled> {
+    let key: [u8; 32] = sha256.try_into()?;
+    if let Some(component) = lock(cache).get(&key).cloned() {
+        return Ok(component);
+    }
+    let bytes = store.component(sha256).await?;
+    let component = check(slot, bytes).await?;
+    lock(cache).insert(key, component.clone());
+    Ok(component)
+}
