@@ -45,6 +45,8 @@ const SHADOW_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 pub struct PolicyService {
     pub(super) db: PgPool,
+    /// A direct connection (not through a transaction pooler) for LISTEN.
+    listen_db: PgPool,
     pub registry: Registry,
     compiled: Mutex<HashMap<[u8; 32], Compiled>>,
     /// Serializes installs, so an older read never replaces a newer one.
@@ -99,7 +101,11 @@ struct Activation {
 impl PolicyService {
     /// Reads the manifest (a bad one stops start-up), fills the slots that
     /// have no version yet, and loads the deployment's active versions.
-    pub async fn start(db: PgPool, settings: Arc<Settings>) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        db: PgPool,
+        listen_db: PgPool,
+        settings: Arc<Settings>,
+    ) -> anyhow::Result<Arc<Self>> {
         let manifest = read_manifest(&settings)?;
         let mut compiled = HashMap::new();
         for entry in &manifest.slots {
@@ -142,6 +148,7 @@ impl PolicyService {
         }
         let service = Arc::new(Self {
             db,
+            listen_db,
             registry,
             compiled,
             sync_lock: tokio::sync::Mutex::new(()),
@@ -300,7 +307,7 @@ impl PolicyService {
         let mut flush = tokio::time::interval(SHADOW_FLUSH_EVERY);
         loop {
             if listener.is_none() {
-                listener = match PgListener::connect_with(&self.db).await {
+                listener = match PgListener::connect_with(&self.listen_db).await {
                     Ok(mut new) => match new.listen(CHANNEL).await {
                         Ok(()) => Some(new),
                         Err(err) => {
