@@ -14,4 +14,5 @@ mod orders;
 mod points;
 mod policies;
 mod products;
+mod scale;
 mod shadow;
