@@ -26,6 +26,26 @@ async fn four_instances() -> (Lab, Vec<Instance>) {
     (lab, instances)
 }
 
+/// A connection to the lab's cluster through its live nodes.
+async fn cluster_connection(
+    lab: &Lab,
+    dead: Option<usize>,
+) -> redis::cluster_async::ClusterConnection {
+    let cluster = lab.cluster.as_ref().expect("a cluster");
+    let nodes: Vec<String> = cluster
+        .seeds()
+        .split(',')
+        .enumerate()
+        .filter(|(n, _)| Some(*n) != dead)
+        .map(|(_, node)| format!("redis://{node}"))
+        .collect();
+    redis::cluster::ClusterClient::new(nodes)
+        .expect("a cluster client")
+        .get_async_connection()
+        .await
+        .expect("the cluster")
+}
+
 async fn active_pricing(app: &Instance) -> String {
     let (status, body) = send(app.admin(Method::GET, "/api/v1/admin/policies")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -57,6 +77,13 @@ async fn faults_scaled_out_coupons_are_exact_orders_never_oversell_and_a_swap_re
     }
     let rows = assert_coupon_exact(&db, coupon, 300, &confirmed).await;
     assert_eq!((rows, confirmed.len()), (300, 300), "not exactly sold out");
+    // The instances took them through the cluster.
+    let remaining: i64 = redis::cmd("GET")
+        .arg(format!("lab:coupon:{{{coupon}}}:remaining"))
+        .query_async(&mut cluster_connection(&lab, None).await)
+        .await
+        .expect("the coupon's state is on the cluster");
+    assert_eq!(remaining, 0);
 
     // 400 orders of one unit for 100 units in stock.
     let orders = concurrently(400, |n| {
@@ -157,18 +184,7 @@ async fn faults_scaled_out_a_redis_master_killed_mid_burst_loses_nothing_and_the
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let nodes: Vec<String> = cluster
-        .seeds()
-        .split(',')
-        .enumerate()
-        .filter(|(n, _)| *n != master)
-        .map(|(_, node)| format!("redis://{node}"))
-        .collect();
-    let mut conn = redis::cluster::ClusterClient::new(nodes)
-        .expect("a cluster client")
-        .get_async_connection()
-        .await
-        .expect("the cluster");
+    let mut conn = cluster_connection(&lab, Some(master)).await;
     let holders: Vec<i64> = redis::cmd("SMEMBERS")
         .arg(format!("lab:coupon:{{{second}}}:holders"))
         .query_async(&mut conn)
