@@ -201,6 +201,10 @@ async fn faults_scaled_out_a_redis_master_killed_mid_burst_loses_nothing_and_the
     );
 }
 
+/// When a request was sent and answered (since the test started), and the
+/// answer, if any.
+type Outcome = (Duration, Duration, Option<(StatusCode, Value)>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "fault test with real processes; run with --ignored faults"]
 async fn faults_scaled_out_pgbouncer_restarted_under_load_fails_in_flight_requests_cleanly() {
@@ -238,7 +242,7 @@ async fn faults_scaled_out_pgbouncer_restarted_under_load_fails_in_flight_reques
     tokio::time::sleep(Duration::from_millis(500)).await;
     pgbouncer.resume();
     let resumed_at = started.elapsed();
-    let mut outcomes: Vec<(Duration, Duration, Option<(StatusCode, Value)>)> = Vec::new();
+    let mut outcomes: Vec<Outcome> = Vec::new();
     for client in clients {
         outcomes.extend(client.await.expect("the load completes"));
     }
