@@ -199,6 +199,24 @@ async fn faults_scaled_out_a_redis_master_killed_mid_burst_loses_nothing_and_the
         5,
         "the fast path did not return: {holders:?}"
     );
+    // The kill did reach the issuance path: some instance's circuit opened,
+    // and every instance that opened one closed it again.
+    let logs: Vec<String> = (0..4).map(|n| lab.server_log(n)).collect();
+    let opened: Vec<&String> = logs
+        .iter()
+        .filter(|log| log.contains("Redis is unavailable"))
+        .collect();
+    assert!(!opened.is_empty(), "no instance noticed the dead master");
+    for log in &opened {
+        assert!(
+            log.contains("Redis answers again"),
+            "a circuit stayed open: {log}"
+        );
+    }
+    println!(
+        "{} of 4 instances opened their circuit, and closed it again",
+        opened.len()
+    );
 }
 
 /// When a request was sent and answered (since the test started), and the
