@@ -217,6 +217,11 @@ async fn faults_scaled_out_a_redis_master_killed_mid_burst_loses_nothing_and_the
         "{} of 4 instances opened their circuit, and closed it again",
         opened.len()
     );
+    // Readiness pings every master: the dead one is no longer among them.
+    for instance in &instances {
+        let (status, body) = send(instance.get("/readyz")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
 }
 
 /// When a request was sent and answered (since the test started), and the
