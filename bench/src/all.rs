@@ -95,6 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
         instances: if quick { vec![1, 2] } else { vec![1, 2, 3] },
         max_seconds: 20,
+        cluster: false,
     })
     .await?;
 

@@ -1,10 +1,18 @@
 //! `bench growth`: how the catalogue list's throughput and p99 grow with
 //! concurrency (16 to 1,024 connections, two instances) and with the number
 //! of instances (1, 2, 3, at 64 connections).
+//!
+//! `--cluster` runs the instances (1 to 4 by default) on a Redis Cluster of
+//! three masters and three replicas and through PgBouncer in transaction
+//! mode in front of the machine's PostgreSQL, as docs/scaling.md describes,
+//! and reports each instance count as a ratio of one instance's throughput.
+//! It needs PgBouncer 1.21 or later (`scripts/install-pgbouncer.sh`).
 
 use std::time::Duration;
 
 use anyhow::ensure;
+
+use commerce_tests::lab::{PgBouncer, RedisCluster};
 
 use crate::{
     catalog,
@@ -25,6 +33,10 @@ pub struct Args {
     pub instances: Vec<usize>,
     #[arg(long, default_value_t = 20)]
     pub max_seconds: u64,
+    /// On a Redis Cluster and through PgBouncer (instances 1 to 4 unless
+    /// `--instances` says otherwise).
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 /// One point of a growth curve.
@@ -56,6 +68,38 @@ pub async fn run(args: Args) -> anyhow::Result<Curves> {
     let deployment = Deployment::start(most, |_| {}).await?;
     let result = measure(&deployment, &args).await;
     deployment.stop().await?;
+    result
+}
+
+/// The machine's PostgreSQL, which PgBouncer fronts.
+const POSTGRES_PORT: u16 = 5432;
+
+/// `bench growth --cluster`: the same curves on a Redis Cluster and through
+/// PgBouncer.
+pub async fn run_on_cluster(mut args: Args) -> anyhow::Result<Curves> {
+    if args.instances == [1, 2, 3] {
+        args.instances = vec![1, 2, 3, 4];
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "commerce-bench-cluster-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let cluster = RedisCluster::start(&dir);
+    let pgbouncer = PgBouncer::start(&dir, POSTGRES_PORT);
+    let most = args.instances.iter().copied().max().unwrap_or(1).max(2);
+    let (seeds, bouncer) = (cluster.seeds(), format!("127.0.0.1:{}", pgbouncer.port));
+    let deployment = Deployment::start(most, |settings| {
+        settings.redis_cluster_nodes = seeds.split(',').map(str::to_owned).collect();
+        let direct = settings.database_url.clone();
+        settings.database_url = direct.replace(&format!("127.0.0.1:{POSTGRES_PORT}"), &bouncer);
+        settings.database_direct_url = Some(direct);
+    })
+    .await?;
+    let result = measure(&deployment, &args).await;
+    deployment.stop().await?;
+    drop((cluster, pgbouncer));
+    let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
@@ -130,6 +174,29 @@ pub fn markdown(curves: &Curves) -> String {
         out.push_str(&format!(
             "| {} | {:.0} | {:.2} | {:.2} |\n",
             p.x, p.per_second, p.p50, p.p99
+        ));
+    }
+    out
+}
+
+/// The instance curve as ratios of one instance's throughput, for
+/// `--cluster`.
+pub fn ratios(curves: &Curves) -> String {
+    let mut out = String::from(
+        "\n## Growth on a Redis Cluster through PgBouncer: catalogue list\n\n| instances (64 connections) | req/s | x one instance | p50 ms | p99 ms |\n|---|---|---|---|---|\n",
+    );
+    let one = curves
+        .by_instances
+        .first()
+        .map_or(1.0, |p| p.per_second.max(1.0));
+    for p in &curves.by_instances {
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+            p.x,
+            p.per_second,
+            p.per_second / one,
+            p.p50,
+            p.p99
         ));
     }
     out

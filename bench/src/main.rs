@@ -77,7 +77,12 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Catalog(args) => print(catalog::run(args).await?),
         Scenario::Swap(args) => print(swap::run(args).await?),
         Scenario::Growth(args) => {
-            print!("{}", growth::markdown(&growth::run(args).await?));
+            if args.cluster {
+                let curves = growth::run_on_cluster(args).await?;
+                print!("{}{}", growth::markdown(&curves), growth::ratios(&curves));
+            } else {
+                print!("{}", growth::markdown(&growth::run(args).await?));
+            }
             Ok(())
         }
         Scenario::All(args) => all::run(args).await,

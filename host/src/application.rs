@@ -3,7 +3,11 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClientBuilder,
+    cluster_async::ClusterConnection,
+};
 use tokio::{net::TcpListener, sync::Notify};
 
 use crate::{
@@ -16,7 +20,7 @@ use crate::{
     outbox,
     points::Points,
     policy::{self, service::PolicyService},
-    state::{AppState, Redis, Resources},
+    state::{AppState, Redis, RedisConn, Resources},
     tasks::Tasks,
     telemetry,
     users::Users,
@@ -37,10 +41,17 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let admin_token = admin_token(&settings)?;
         let identity = Arc::new(Identity::start(&settings, admin_token).await?);
-        let db = db::prepare(&settings.database_url, settings.db_pool_size).await?;
+        let databases = db::connect(
+            &settings.database_url,
+            settings.database_direct_url(),
+            settings.db_pool_size,
+        )
+        .await?;
+        let db = databases.pool;
         let redis = connect_redis(&settings).await?;
         let settings = Arc::new(settings);
-        let policies = PolicyService::start(db.clone(), settings.clone()).await?;
+        let policies =
+            PolicyService::start(db.clone(), databases.direct.clone(), settings.clone()).await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -50,7 +61,7 @@ impl Application {
             identity,
             users: Users::new(db.clone()),
             points: Points::new(db.clone()),
-            catalog: Arc::new(Catalog::new(db.clone(), redis.clone())),
+            catalog: Arc::new(Catalog::new(db.clone(), databases.direct, redis.clone())),
             coupons: Arc::new(Coupons::start(
                 db.clone(),
                 redis.clone(),
@@ -174,7 +185,23 @@ fn admin_token(settings: &Settings) -> anyhow::Result<Option<Arc<str>>> {
 /// How long one Redis command may take before it is given up.
 const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Connects to the Redis Cluster when `REDIS_CLUSTER_NODES` is set, else to
+/// the one Redis at `REDIS_URL`.
 async fn connect_redis(settings: &Settings) -> anyhow::Result<Redis> {
+    let prefix: Arc<str> = settings.redis_prefix.as_str().into();
+    anyhow::ensure!(
+        !prefix.contains(['{', '}']),
+        "COMMERCE_REDIS_PREFIX must not contain braces: on a Redis Cluster they would be the keys' hash tag"
+    );
+    let conn = if settings.redis_cluster_nodes.is_empty() {
+        RedisConn::Single(connect_single(settings).await?)
+    } else {
+        RedisConn::Cluster(connect_cluster(&settings.redis_cluster_nodes).await?)
+    };
+    Ok(Redis { conn, prefix })
+}
+
+async fn connect_single(settings: &Settings) -> anyhow::Result<ConnectionManager> {
     let shown = redact_url(&settings.redis_url);
     let client = redis::Client::open(settings.redis_url.as_str())
         .with_context(|| format!("REDIS_URL is not a Redis URL: {shown}"))?;
@@ -182,13 +209,40 @@ async fn connect_redis(settings: &Settings) -> anyhow::Result<Redis> {
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(REDIS_RESPONSE_TIMEOUT)
         .set_number_of_retries(2);
-    let conn = ConnectionManager::new_with_config(client, config)
+    ConnectionManager::new_with_config(client, config)
         .await
-        .with_context(|| format!("cannot connect to Redis at {shown}"))?;
-    Ok(Redis {
-        conn,
-        prefix: settings.redis_prefix.as_str().into(),
-    })
+        .with_context(|| format!("cannot connect to Redis at {shown}"))
+}
+
+/// A cluster connection from the seed nodes: it learns the slots from them,
+/// and again whenever a node answers MOVED or goes away (a failover). Few,
+/// quick retries: a call that cannot succeed within about a second should
+/// fail, so that the coupon circuit takes the PostgreSQL path meanwhile.
+async fn connect_cluster(nodes: &[String]) -> anyhow::Result<ClusterConnection> {
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|node| node.trim())
+        .filter(|node| !node.is_empty())
+        .map(|node| {
+            if node.contains("://") {
+                node.to_owned()
+            } else {
+                format!("redis://{node}")
+            }
+        })
+        .collect();
+    let client = ClusterClientBuilder::new(urls.clone())
+        .connection_timeout(Duration::from_secs(2))
+        .response_timeout(REDIS_RESPONSE_TIMEOUT)
+        .retries(3)
+        .min_retry_wait(20)
+        .max_retry_wait(200)
+        .build()
+        .with_context(|| format!("REDIS_CLUSTER_NODES is not a list of host:port: {nodes:?}"))?;
+    client
+        .get_async_connection()
+        .await
+        .with_context(|| format!("cannot connect to the Redis Cluster at {urls:?}"))
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -20,9 +20,20 @@ pub struct Settings {
     )]
     pub database_url: String,
 
+    /// Direct PostgreSQL connection string for migrations and LISTEN, when
+    /// `DATABASE_URL` goes through a pooler in transaction mode (PgBouncer),
+    /// which cannot carry them. Default: `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_DIRECT_URL")]
+    pub database_direct_url: Option<String>,
+
     /// Redis connection string.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+
+    /// Redis Cluster seed nodes, comma-separated `host:port`; when set, used
+    /// instead of `REDIS_URL`.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", value_delimiter = ',')]
+    pub redis_cluster_nodes: Vec<String>,
 
     /// Prefix of every Redis key and stream, so several deployments share one Redis.
     #[arg(long, env = "COMMERCE_REDIS_PREFIX", default_value = "commerce:")]
@@ -121,7 +132,12 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "database_direct_url",
+                &self.database_direct_url.as_deref().map(redact_url),
+            )
             .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_cluster_nodes", &self.redis_cluster_nodes)
             .field("redis_prefix", &self.redis_prefix)
             .field("environment", &self.environment)
             .field("manifest_dir", &self.manifest_dir)
@@ -186,6 +202,15 @@ impl Settings {
             settings: Settings,
         }
         Only::parse_from(["commerce"]).settings
+    }
+
+    /// Where migrations and listeners connect: `DATABASE_DIRECT_URL`, else
+    /// `DATABASE_URL`.
+    pub fn database_direct_url(&self) -> &str {
+        self.database_direct_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .unwrap_or(&self.database_url)
     }
 
     pub fn order_ttl(&self) -> Duration {

@@ -20,28 +20,86 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A statement that runs longer than this is cancelled by the server.
 const STATEMENT_TIMEOUT: &str = "10s";
 
+/// The pool requests use, and the direct one for what a transaction-pooling
+/// PgBouncer cannot carry.
+pub struct Databases {
+    /// `DATABASE_URL`: every query and transaction.
+    pub pool: PgPool,
+    /// `DATABASE_DIRECT_URL`: LISTEN (each follower holds one connection
+    /// for as long as it listens) and migrations (their advisory lock is
+    /// session-scoped). The same pool as `pool` when there is no pooler.
+    pub direct: PgPool,
+}
+
+/// Most connections of the direct pool: the policy and catalogue followers
+/// hold one each, a third lets one reconnect while the other still holds.
+const DIRECT_CONNECTIONS: u32 = 3;
+
 /// Creates the database when it is missing, connects and applies migrations.
 pub async fn prepare(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    create_if_missing(url).await?;
-    let options = PgConnectOptions::from_str(url)
-        .with_context(|| {
-            format!(
-                "DATABASE_URL is not a PostgreSQL URL: {}",
-                crate::config::redact_url(url)
-            )
-        })?
+    Ok(connect(url, url, max_connections).await?.pool)
+}
+
+/// Creates the database when it is missing and applies migrations, both
+/// through `direct_url`; then the pool on `url`.
+///
+/// When the two differ, `url` is taken to go through PgBouncer in
+/// transaction mode: a session's settings do not follow its transactions
+/// from one server connection to the next, so the pooled connections send no
+/// startup parameter PgBouncer does not track (the statement timeout is then
+/// PgBouncer's or the role's to set, see docs/scaling.md). Named prepared
+/// statements, which sqlx uses for every query with arguments, need
+/// PgBouncer's `max_prepared_statements` (1.21 and later).
+pub async fn connect(
+    url: &str,
+    direct_url: &str,
+    max_connections: u32,
+) -> anyhow::Result<Databases> {
+    create_if_missing(direct_url).await?;
+    let direct_options = options(direct_url, "DATABASE_DIRECT_URL")?
         .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+    let pooled = url != direct_url;
+    let direct = if pooled {
+        PgPoolOptions::new()
+            .max_connections(DIRECT_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(direct_options)
+            .await
+            .context("cannot connect to PostgreSQL directly (DATABASE_DIRECT_URL)")?
+    } else {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(direct_options)
+            .await
+            .context("cannot connect to PostgreSQL")?
+    };
+    MIGRATOR
+        .run(&direct)
+        .await
+        .context("cannot apply the database migrations")?;
+    if !pooled {
+        return Ok(Databases {
+            pool: direct.clone(),
+            direct,
+        });
+    }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
+        .connect_with(options(url, "DATABASE_URL")?.extra_float_digits(None))
         .await
-        .context("cannot connect to PostgreSQL")?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .context("cannot apply the database migrations")?;
-    Ok(pool)
+        .context("cannot connect to PostgreSQL through DATABASE_URL")?;
+    Ok(Databases { pool, direct })
+}
+
+fn options(url: &str, name: &str) -> anyhow::Result<PgConnectOptions> {
+    PgConnectOptions::from_str(url).with_context(|| {
+        format!(
+            "{name} is not a PostgreSQL URL: {}",
+            crate::config::redact_url(url)
+        )
+    })
 }
 
 async fn create_if_missing(url: &str) -> anyhow::Result<()> {

@@ -37,7 +37,9 @@ pub struct Retention {
     pub days: u32,
 }
 
-/// The stream events go to, under the deployment's prefix.
+/// The stream events go to, under the deployment's prefix: one key, so on a
+/// Redis Cluster one slot, and a batch's `XADD`s go in one pipeline to its
+/// master.
 pub fn stream(redis: &Redis) -> String {
     redis.key("events:orders")
 }

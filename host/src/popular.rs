@@ -32,8 +32,11 @@ pub struct Popular {
     pub items: Vec<PopularProduct>,
 }
 
+/// The cached ranking for `days`: `{popular}:<days>`. The hash tag puts
+/// every ranking in one Redis Cluster slot, so that [`evict`] drops them all
+/// with one `DEL`.
 fn cache_key(redis: &Redis, days: u32) -> String {
-    redis.key(&format!("popular:{days}"))
+    redis.key(&format!("{{popular}}:{days}"))
 }
 
 /// The top `limit` for `days`: the cached top 50 when fresh, else the query.
@@ -81,7 +84,8 @@ async fn query(db: &PgPool, days: u32) -> Result<Vec<PopularProduct>> {
     .await?)
 }
 
-/// Drops every cached ranking; called after a payment or a cancel commits.
+/// Drops every cached ranking (one slot, see [`cache_key`]); called after a
+/// payment or a cancel commits.
 pub async fn evict(redis: &Redis) {
     let keys: Vec<String> = DAYS.map(|days| cache_key(redis, days)).collect();
     let mut conn = redis.conn.clone();

@@ -25,9 +25,11 @@ pub(crate) async fn redis() -> Redis {
     let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let client = redis::Client::open(url).expect("a Redis URL");
     Redis {
-        conn: redis::aio::ConnectionManager::new(client)
-            .await
-            .expect("Redis for tests"),
+        conn: crate::state::RedisConn::Single(
+            redis::aio::ConnectionManager::new(client)
+                .await
+                .expect("Redis for tests"),
+        ),
         prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()).into(),
     }
 }

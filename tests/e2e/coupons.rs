@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use commerce::{coupons::IssueStrategy, state::Redis};
+use commerce::{
+    coupons::IssueStrategy,
+    state::{Redis, RedisConn},
+};
 use commerce_tests::*;
 use redis::aio::ConnectionManager;
 use reqwest::{Method, StatusCode};
@@ -41,9 +44,11 @@ async fn users(db: &PgPool, count: i64) -> Vec<i64> {
 async fn redis_at(url: &str, prefix: &str) -> Redis {
     let client = redis::Client::open(url).expect("a Redis URL");
     Redis {
-        conn: ConnectionManager::new(client)
-            .await
-            .expect("Redis accepts connections"),
+        conn: RedisConn::Single(
+            ConnectionManager::new(client)
+                .await
+                .expect("Redis accepts connections"),
+        ),
         prefix: prefix.into(),
     }
 }

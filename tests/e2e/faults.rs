@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 /// Products with stock and users with points, written straight to the lab database.
-async fn stock_the_shop(
+pub(crate) async fn stock_the_shop(
     db: &PgPool,
     products: i64,
     stock: i64,
@@ -45,7 +45,7 @@ async fn stock_the_shop(
 }
 
 /// Sends, or `None` when the connection fails (a killed or stopping server).
-async fn try_send(request: reqwest::RequestBuilder) -> Option<(StatusCode, Value)> {
+pub(crate) async fn try_send(request: reqwest::RequestBuilder) -> Option<(StatusCode, Value)> {
     match request.send().await {
         Ok(response) => Some(read(response).await),
         Err(_) => None,
@@ -54,7 +54,7 @@ async fn try_send(request: reqwest::RequestBuilder) -> Option<(StatusCode, Value
 
 /// Issue requests for `coupon` from each user, alternating between the
 /// instances and spread over a few hundred milliseconds.
-async fn coupon_burst(
+pub(crate) async fn coupon_burst(
     instances: &[Instance],
     users: &[i64],
     coupon: i64,
@@ -77,7 +77,7 @@ async fn coupon_burst(
 
 /// For every product: stock + units in live orders = the initial stock; and
 /// no order lacks its lines.
-async fn assert_stock_conserved(db: &PgPool, initial: i64) {
+pub(crate) async fn assert_stock_conserved(db: &PgPool, initial: i64) {
     let broken: Vec<(i64, i64, i64)> = sqlx::query_as(
         "select p.id, p.stock::bigint,
                 coalesce((select sum(l.quantity) from order_lines l join orders o on o.id = l.order_id
@@ -486,7 +486,7 @@ async fn faults_sigterm_under_load_finishes_accepted_requests_and_refuses_new_on
 }
 
 /// Creates a coupon of `quantity` through the admin API, valid for a day.
-async fn open_coupon(app: &Instance, quantity: i64) -> i64 {
+pub(crate) async fn open_coupon(app: &Instance, quantity: i64) -> i64 {
     let now = chrono::Utc::now();
     let (status, coupon) = send(
         app.admin(reqwest::Method::POST, "/api/v1/admin/coupons")
@@ -506,7 +506,12 @@ async fn open_coupon(app: &Instance, quantity: i64) -> i64 {
 
 /// After a burst: at most `quantity` issued, every 201 the client saw has its
 /// row, and `issued_quantity` equals the rows.
-async fn assert_coupon_exact(db: &PgPool, coupon: i64, quantity: i64, confirmed: &[i64]) -> i64 {
+pub(crate) async fn assert_coupon_exact(
+    db: &PgPool,
+    coupon: i64,
+    quantity: i64,
+    confirmed: &[i64],
+) -> i64 {
     let (issued, rows, holders): (i32, i64, i64) = sqlx::query_as(
         "select c.issued_quantity, count(uc.id), count(distinct uc.user_id)
            from coupons c left join user_coupons uc on uc.coupon_id = c.id
@@ -531,7 +536,7 @@ async fn assert_coupon_exact(db: &PgPool, coupon: i64, quantity: i64, confirmed:
     rows
 }
 
-fn issued_ids(results: &[Option<(StatusCode, Value)>]) -> Vec<i64> {
+pub(crate) fn issued_ids(results: &[Option<(StatusCode, Value)>]) -> Vec<i64> {
     results
         .iter()
         .flatten()

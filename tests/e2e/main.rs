@@ -16,4 +16,5 @@ mod orders;
 mod points;
 mod policies;
 mod products;
+mod scale;
 mod shadow;

@@ -145,14 +145,17 @@ const CHANNEL: &str = "catalog_changed";
 /// instance sees within a second.
 pub struct Catalog {
     db: PgPool,
+    /// A direct connection (not through a transaction pooler) for LISTEN.
+    listen_db: PgPool,
     redis: Redis,
     cache: ReadCache,
 }
 
 impl Catalog {
-    pub(crate) fn new(db: PgPool, redis: Redis) -> Self {
+    pub(crate) fn new(db: PgPool, listen_db: PgPool, redis: Redis) -> Self {
         Self {
             db,
+            listen_db,
             redis,
             cache: ReadCache::default(),
         }
@@ -250,7 +253,7 @@ impl Catalog {
     /// catalogue, until `stop`.
     pub(crate) async fn follow(self: Arc<Self>, stop: CancellationToken) {
         let cache = self.cache.clone();
-        db::follow(&self.db, CHANNEL, stop, move |_| cache.clear()).await;
+        db::follow(&self.listen_db, CHANNEL, stop, move |_| cache.clear()).await;
     }
 }
 

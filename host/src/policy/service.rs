@@ -30,6 +30,8 @@ use crate::{
 
 pub struct PolicyService {
     store: PolicyStore,
+    /// A direct connection (not through a transaction pooler) for LISTEN.
+    listen_db: sqlx::PgPool,
     mirror: Arc<Mirror>,
     /// The versions requests evaluate with (this instance's copy).
     pub registry: Arc<Registry>,
@@ -39,7 +41,11 @@ pub struct PolicyService {
 impl PolicyService {
     /// Reads the manifest (a bad one stops start-up), fills the slots that
     /// have no version yet, and loads the deployment's active versions.
-    pub async fn start(db: sqlx::PgPool, settings: Arc<Settings>) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        db: sqlx::PgPool,
+        listen_db: sqlx::PgPool,
+        settings: Arc<Settings>,
+    ) -> anyhow::Result<Arc<Self>> {
         let store = PolicyStore::new(db);
         let manifest = read_manifest(&settings)?;
         let compiled = compile_manifest(&manifest).await?;
@@ -60,6 +66,7 @@ impl PolicyService {
             Arc::new(Mirror::load(store.clone(), settings.environment.clone(), compiled).await?);
         Ok(Arc::new(Self {
             store,
+            listen_db,
             registry: mirror.registry.clone(),
             mirror,
             settings,
@@ -68,7 +75,7 @@ impl PolicyService {
 
     /// Follows changes made through other instances until `stop`.
     pub async fn follow(self: Arc<Self>, stop: CancellationToken) {
-        follower::follow(self.store.pool().clone(), self.mirror.clone(), stop).await;
+        follower::follow(self.listen_db.clone(), self.mirror.clone(), stop).await;
     }
 
     /// What serves `slot` on this instance.
