@@ -361,12 +361,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn read_manifest(settings: &Settings) -> anyhow::Result<Manifest> {
-    manifest::load(
+    let manifest = manifest::load(
         &settings.manifest_dir,
         &settings.component_dir,
         &settings.environment,
     )
-    .map_err(anyhow::Error::msg)
+    .map_err(anyhow::Error::msg)?;
+    // Limits are the deployment's, per slot: they hold for uploads too.
+    manifest.apply_limits();
+    Ok(manifest)
 }
 
 /// Compiles `bytes` and checks them against the slot's world, off the
