@@ -11,5 +11,6 @@ mod operations;
 mod orders;
 mod points;
 mod policies;
+mod polyglot;
 mod products;
 mod shadow;

@@ -68,6 +68,12 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// The repository `dir` is in, else the one the working folder is in
+    /// (a plugin may live outside the repository).
+    pub fn of(dir: &Path) -> anyhow::Result<Self> {
+        Self::find(dir).or_else(|err| Self::find(Path::new(".")).map_err(|_| err))
+    }
+
     /// The nearest folder at or above `start` that holds `wit/`.
     pub fn find(start: &Path) -> anyhow::Result<Self> {
         let start = std::path::absolute(start)
@@ -87,7 +93,9 @@ impl Repository {
     }
 
     pub fn wit(&self, contract: &str) -> PathBuf {
-        self.root.join("wit").join(format!("commerce-policy@{contract}"))
+        self.root
+            .join("wit")
+            .join(format!("commerce-policy@{contract}"))
     }
 
     /// `target/plugins/`, where the server and the runner find components.
@@ -119,10 +127,13 @@ pub struct NewPlugin<'a> {
 pub fn new(plugin: &NewPlugin<'_>) -> anyhow::Result<()> {
     check_name(plugin.name)?;
     if plugin.dir.exists() {
-        bail!("{} already exists; choose another folder or name", plugin.dir.display());
+        bail!(
+            "{} already exists; choose another folder or name",
+            plugin.dir.display()
+        );
     }
     let parent = plugin.dir.parent().unwrap_or(Path::new("."));
-    let repo = Repository::find(if parent.as_os_str().is_empty() {
+    let repo = Repository::of(if parent.as_os_str().is_empty() {
         Path::new(".")
     } else {
         parent
@@ -163,7 +174,7 @@ pub struct Built {
 /// Builds the plugin in `dir` to `target/plugins/<name>.wasm`.
 pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let started = Instant::now();
-    let repo = Repository::find(dir)?;
+    let repo = Repository::of(dir)?;
     let dir = std::path::absolute(dir)?;
     let plugin = Described::read(&dir)?;
     check_name(&plugin.name)?;
@@ -185,8 +196,7 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let partial = out.join(format!(".{}.wasm.partial", plugin.name));
     std::fs::write(&partial, &bytes)
         .with_context(|| format!("cannot write {}", partial.display()))?;
-    std::fs::rename(&partial, &path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Built {
         name: plugin.name,
         version: plugin.version,
@@ -194,6 +204,54 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         bytes: bytes.len(),
         elapsed: started.elapsed(),
     })
+}
+
+/// Builds the plugin in `dir` unless `target/plugins/<name>.wasm` is newer
+/// than every file of the plugin's own (not its generated bindings); the
+/// tests use it for the TypeScript and Python examples.
+pub fn build_if_stale(dir: &Path) -> anyhow::Result<PathBuf> {
+    let repo = Repository::of(dir)?;
+    let plugin = Described::read(dir)?;
+    let path = repo.components().join(format!("{}.wasm", plugin.name));
+    let built = std::fs::metadata(&path)
+        .and_then(|meta| meta.modified())
+        .ok();
+    let newest = newest_change(dir)?;
+    if built.is_some_and(|built| built >= newest) {
+        return Ok(path);
+    }
+    build(dir).map(|built| built.path)
+}
+
+/// The latest modification of the files a build reads (generated and
+/// intermediate folders aside).
+fn newest_change(dir: &Path) -> anyhow::Result<std::time::SystemTime> {
+    let mut newest = std::time::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if [
+            "types",
+            "bindings",
+            "target",
+            "node_modules",
+            "cases",
+            "__pycache__",
+        ]
+        .iter()
+        .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        let changed = if meta.is_dir() {
+            newest_change(&entry.path())?
+        } else {
+            meta.modified()?
+        };
+        newest = newest.max(changed);
+    }
+    Ok(newest)
 }
 
 /// What a plugin folder says of itself.
@@ -348,7 +406,11 @@ fn build_rust(repo: &Repository, dir: &Path, plugin: &Described) -> anyhow::Resu
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET");
-    run(&mut command, "cargo", "Rust (https://rustup.rs) with the wasm32-wasip2 target: `rustup target add wasm32-wasip2`")?;
+    run(
+        &mut command,
+        "cargo",
+        "Rust (https://rustup.rs) with the wasm32-wasip2 target: `rustup target add wasm32-wasip2`",
+    )?;
     let built = target_dir
         .join(TARGET)
         .join("release")
@@ -367,6 +429,10 @@ fn build_rust(repo: &Repository, dir: &Path, plugin: &Described) -> anyhow::Resu
 fn build_ts(repo: &Repository, dir: &Path, plugin: &Described) -> anyhow::Result<Vec<u8>> {
     let slot = plugin.slot()?;
     let tools = node_tools(repo)?;
+    // A fresh clone has no generated declarations until the first build.
+    if !dir.join("types").is_dir() {
+        ts_types(repo, dir, slot, &plugin.contract)?;
+    }
     let work = repo.work().join("ts").join(&plugin.name);
     let js = work.join("js");
     let _ = std::fs::remove_dir_all(&js);
@@ -409,12 +475,19 @@ pub fn ts_types(repo: &Repository, dir: &Path, slot: Slot, contract: &str) -> an
     let _ = std::fs::remove_dir_all(&types);
     // jco reads the WIT through a sandbox rooted at the working folder: paths relative to it.
     let wit = relative_path(&repo.root, &repo.wit(contract))?;
-    let types_arg = relative_path(&repo.root, &types)
-        .unwrap_or_else(|_| types.to_string_lossy().into_owned());
+    let types_arg =
+        relative_path(&repo.root, &types).unwrap_or_else(|_| types.to_string_lossy().into_owned());
     run(
         Command::new(tools.join("node_modules/.bin/jco"))
             .current_dir(&repo.root)
-            .args(["guest-types", &wit, "--world-name", slot.world(), "-q", "-o"])
+            .args([
+                "guest-types",
+                &wit,
+                "--world-name",
+                slot.world(),
+                "-q",
+                "-o",
+            ])
             .arg(types_arg),
         "jco",
         "",
@@ -447,11 +520,17 @@ fn node_tools(repo: &Repository) -> anyhow::Result<PathBuf> {
         .map(|(name, version)| ((*name).to_owned(), serde_json::Value::from(*version)))
         .collect();
     let package = serde_json::json!({ "private": true, "dependencies": dependencies });
-    std::fs::write(dir.join("package.json"), serde_json::to_string_pretty(&package)?)?;
+    std::fs::write(
+        dir.join("package.json"),
+        serde_json::to_string_pretty(&package)?,
+    )?;
     run(
-        Command::new("npm")
-            .current_dir(&dir)
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"]),
+        Command::new("npm").current_dir(&dir).args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ]),
         "npm",
         node,
     )?;
@@ -464,6 +543,10 @@ fn node_tools(repo: &Repository) -> anyhow::Result<PathBuf> {
 fn build_py(repo: &Repository, dir: &Path, plugin: &Described) -> anyhow::Result<Vec<u8>> {
     let slot = plugin.slot()?;
     let tool = python_tool(repo)?;
+    // For editors only (the build generates its own), made once for a fresh clone.
+    if !dir.join("bindings").is_dir() {
+        py_bindings(repo, dir, slot, &plugin.contract)?;
+    }
     let src = dir.join("src");
     if !src.join("app.py").is_file() {
         bail!(
@@ -491,7 +574,12 @@ fn build_py(repo: &Repository, dir: &Path, plugin: &Described) -> anyhow::Result
 
 /// Regenerates `bindings/`: the slot's world as Python dataclasses and a
 /// protocol class to implement, from the WIT, with componentize-py.
-pub fn py_bindings(repo: &Repository, dir: &Path, slot: Slot, contract: &str) -> anyhow::Result<()> {
+pub fn py_bindings(
+    repo: &Repository,
+    dir: &Path,
+    slot: Slot,
+    contract: &str,
+) -> anyhow::Result<()> {
     let tool = python_tool(repo)?;
     let bindings = dir.join("bindings");
     let _ = std::fs::remove_dir_all(&bindings);
@@ -509,12 +597,13 @@ pub fn py_bindings(repo: &Repository, dir: &Path, slot: Slot, contract: &str) ->
 /// `target/tools/python/bin/componentize-py`, installed into its own
 /// virtual environment if it is not yet.
 fn python_tool(repo: &Repository) -> anyhow::Result<PathBuf> {
-    let python_needed =
-        "Python 3.10 or newer with venv (https://python.org, or `apt-get install python3 python3-venv`)";
+    let python_needed = "Python 3.10 or newer with venv (https://python.org, or `apt-get install python3 python3-venv`)";
     let python = ["python3", "python"]
         .into_iter()
         .find(|name| version_of(name, "").is_ok())
-        .with_context(|| format!("python is not installed: building Python policies needs {python_needed}"))?;
+        .with_context(|| {
+            format!("python is not installed: building Python policies needs {python_needed}")
+        })?;
     let venv = repo.tools().join("python");
     let tool = venv.join("bin").join("componentize-py");
     let stamp = venv.join("installed");

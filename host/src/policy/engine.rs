@@ -26,8 +26,8 @@ use std::{
 use serde::Serialize;
 use utoipa::ToSchema;
 use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
-    Store, StoreLimits, StoreLimitsBuilder, Trap,
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
     component::{Component, Linker},
 };
 
@@ -272,17 +272,22 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
     config
 }
 
-/// wasmtime's on-disk cache of compiled components in
-/// `COMMERCE_COMPILE_CACHE` (default `target/compile-cache`; `off` disables
-/// it). Entries are keyed by the component's SHA-256 and the engine's
-/// configuration and version, so a changed engine never reads stale code.
+/// wasmtime's on-disk cache of compiled components, in
+/// `COMMERCE_COMPILE_CACHE` (`off` disables it), else the user's cache
+/// folder (`$XDG_CACHE_HOME/commerce` or `~/.cache/commerce`), shared by the
+/// server, the runner and the tests. Entries are keyed by the component's
+/// SHA-256 and the engine's configuration and version, so a changed engine
+/// never reads stale code.
 fn compile_cache() -> Option<Cache> {
-    let dir = std::env::var_os("COMMERCE_COMPILE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/compile-cache"));
-    if dir.as_os_str() == "off" {
-        return None;
-    }
+    let dir = match std::env::var_os("COMMERCE_COMPILE_CACHE") {
+        Some(dir) if dir == "off" => return None,
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?
+            .join("commerce"),
+    };
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let mut cache = CacheConfig::new();
     cache.with_directory(&dir);

@@ -42,11 +42,14 @@ const CHANGE_LOCK: i64 = 0x706f_6c69_6379; // "policy"
 const RESYNC_EVERY: Duration = Duration::from_secs(5);
 /// How often each instance adds its shadow outcomes to the deployment's.
 const SHADOW_FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How long an upload waits for its compile: within the request timeout.
+const COMPILE_WAIT: Duration = Duration::from_secs(20);
 
 pub struct PolicyService {
     pub(super) db: PgPool,
     pub registry: Registry,
-    compiled: Mutex<HashMap<[u8; 32], Compiled>>,
+    /// Shared with uploads' background compiles (see `check_and_keep`).
+    compiled: Arc<Mutex<HashMap<[u8; 32], Compiled>>>,
     /// Serializes installs, so an older read never replaces a newer one.
     pub(super) sync_lock: tokio::sync::Mutex<()>,
     pub(super) shadows: Shadows,
@@ -125,7 +128,7 @@ impl PolicyService {
             tracing::info!(slots = ?filled, manifest = %manifest.path.display(), "policy slots filled from the manifest");
         }
 
-        let compiled = Mutex::new(compiled);
+        let compiled = Arc::new(Mutex::new(compiled));
         let shadows = Shadows::start()?;
         let load = Loader {
             db: &db,
@@ -280,9 +283,34 @@ impl PolicyService {
                 "an upload is a component; a native policy is chosen in a manifest".to_owned(),
             ));
         }
-        let component = check(slot, bytes).await?;
-        lock(&self.compiled).insert(*sha256, component);
-        Ok(())
+        if lock(&self.compiled).contains_key(sha256) {
+            return Ok(());
+        }
+        // Compiling a 12-18 MB TypeScript or Python component takes ~30 s of
+        // one core. The request waits a bounded time; past it the compile
+        // goes on in the background, keeps its result (and wasmtime's disk
+        // cache has it), and the retried upload finds it done.
+        let compiled = self.compiled.clone();
+        let key = *sha256;
+        let compiling = tokio::spawn(async move {
+            let component = check(slot, bytes).await?;
+            lock(&compiled).insert(key, component);
+            Ok::<(), PolicyError>(())
+        });
+        match tokio::time::timeout(COMPILE_WAIT, compiling).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(err)) => Err(PolicyError::InvalidComponent(format!(
+                "validation did not finish: {err}"
+            ))),
+            Err(_) => Err(PolicyError::Unavailable {
+                slot,
+                policy: format!("upload sha256:{}", &hex::encode(sha256)[..12]),
+                reason: format!(
+                    "is still compiling after {} s; it goes on in the background: send the same upload again in a minute",
+                    COMPILE_WAIT.as_secs()
+                ),
+            }),
+        }
     }
 
     /// The compiled component with this digest, from PostgreSQL if this
