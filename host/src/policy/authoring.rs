@@ -730,6 +730,19 @@ mod tests {
     }
 
     #[test]
+    fn a_label_appended_to_a_component_is_read_back() {
+        // The smallest component: magic and the component layer's version.
+        let empty = b"\0asm\x0d\0\x01\0".to_vec();
+        assert_eq!(metadata::read(&empty), None);
+        let labelled = with_label(empty, "pricing-bulk-ts", "1.0.0");
+        assert_eq!(
+            metadata::read(&labelled),
+            Some(("pricing-bulk-ts".to_owned(), "1.0.0".to_owned()))
+        );
+        assert_eq!(leb128(300), vec![0xac, 0x02]);
+    }
+
+    #[test]
     fn relative_paths_climb_to_the_common_folder() {
         let rel = relative_path(Path::new("/r/plugins/mine"), Path::new("/r/plugins")).unwrap();
         assert_eq!(rel, "..");

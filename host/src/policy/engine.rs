@@ -263,13 +263,21 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
             .total_memories(1024)
             .total_tables(1024)
             .max_memory_size(MAX_MEMORY_PER_CALL)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT)
+            .linear_memory_keep_resident(keep_resident())
+            .table_keep_resident(keep_resident())
             .decommit_batch_size(DECOMMIT_BATCH);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         config.memory_reservation(MAX_MEMORY_PER_CALL as u64);
     }
     config
+}
+
+/// [`KEEP_RESIDENT`], or `COMMERCE_KEEP_RESIDENT_KB` to measure another.
+fn keep_resident() -> usize {
+    std::env::var("COMMERCE_KEEP_RESIDENT_KB")
+        .ok()
+        .and_then(|kb| kb.parse::<usize>().ok())
+        .map_or(KEEP_RESIDENT, |kb| kb << 10)
 }
 
 /// wasmtime's on-disk cache of compiled components, in
