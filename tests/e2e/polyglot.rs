@@ -281,15 +281,24 @@ fn manifest_limits_are_checked_and_reach_the_slots_calls() {
         .expect("a manifest");
     };
     let load = || commerce::policy::manifest::load(&dir, Path::new("."), "limits");
-    write("[slots.pricing.limits]\nmemory_mb = 96\nfuel = 5000000\n");
+    write("[slots.pricing.limits]\nmemory_mb = 96\nfuel = 5000000\ntime_ms = 250\n");
     let manifest = load().expect("a manifest with limits");
     let limits = manifest.slot(Slot::Pricing).limits;
-    assert_eq!((limits.memory, limits.fuel), (96 << 20, 5_000_000));
+    assert_eq!(
+        (limits.memory, limits.fuel, limits.time_ms),
+        (96 << 20, 5_000_000, 250)
+    );
     assert_eq!(
         manifest.slot(Slot::Coupon).limits,
         commerce::policy::engine::Limits::default()
     );
-    for bad in ["memory_mb = 0", "memory_mb = 100000", "fuel = 0", "cpu = 3"] {
+    for bad in [
+        "memory_mb = 0",
+        "memory_mb = 100000",
+        "fuel = 0",
+        "time_ms = 5000",
+        "cpu = 3",
+    ] {
         write(&format!("[slots.pricing.limits]\n{bad}\n"));
         let err = load().expect_err(bad);
         assert!(

@@ -46,10 +46,14 @@ pub const MAX_MEMORY_PER_CALL: usize = 128 << 20;
 /// The most fuel a slot may be given: the wall-clock backstop ends a call
 /// long before a larger budget could be spent.
 pub const MAX_FUEL_PER_CALL: u64 = 1_000_000_000;
-/// The epoch advances this often...
+/// The epoch advances this often: the wall-clock backstop's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// ...and a call is interrupted after this many ticks (50 ms).
-const DEADLINE_TICKS: u64 = 10;
+/// Wall time one call may take by default. Fuel is the real bound; this is
+/// a backstop, with room for an interpreter's call (~1 ms of CPU) kept off
+/// its core by a busy machine.
+pub const TIME_PER_CALL: Duration = Duration::from_millis(100);
+/// The longest wall time a slot may be given.
+pub const MAX_TIME_PER_CALL: Duration = Duration::from_secs(1);
 /// Pooled memories returned to the kernel in one batch.
 const DECOMMIT_BATCH: usize = 16;
 /// Bytes of each pooled memory reset in place instead of returned to the
@@ -68,6 +72,8 @@ pub struct Limits {
     pub memory: usize,
     /// Instructions (wasmtime fuel).
     pub fuel: u64,
+    /// Wall time, milliseconds (the backstop).
+    pub time_ms: u64,
 }
 
 impl Default for Limits {
@@ -75,13 +81,14 @@ impl Default for Limits {
         Self {
             memory: MEMORY_PER_CALL,
             fuel: FUEL_PER_CALL,
+            time_ms: TIME_PER_CALL.as_millis() as u64,
         }
     }
 }
 
 impl Limits {
     /// Checks a manifest's limits against what the engine can give.
-    pub fn new(memory: usize, fuel: u64) -> Result<Self, String> {
+    pub fn new(memory: usize, fuel: u64, time_ms: u64) -> Result<Self, String> {
         if memory == 0 || memory > MAX_MEMORY_PER_CALL {
             return Err(format!(
                 "memory must be between 1 MB and {} MB",
@@ -91,36 +98,43 @@ impl Limits {
         if fuel == 0 || fuel > MAX_FUEL_PER_CALL {
             return Err(format!("fuel must be between 1 and {MAX_FUEL_PER_CALL}"));
         }
-        Ok(Self { memory, fuel })
+        let tick = EPOCH_TICK.as_millis() as u64;
+        let most = MAX_TIME_PER_CALL.as_millis() as u64;
+        if !(tick..=most).contains(&time_ms) {
+            return Err(format!("time_ms must be between {tick} and {most}"));
+        }
+        Ok(Self {
+            memory,
+            fuel,
+            time_ms,
+        })
     }
 
     /// The limits of `slot`'s calls in this process: the manifest's, once
     /// one is loaded, else the defaults.
     pub fn of(slot: Slot) -> Self {
-        let (memory, fuel) = &SLOT_LIMITS[slot as usize];
-        match (memory.load(Ordering::Relaxed), fuel.load(Ordering::Relaxed)) {
-            (0, _) | (_, 0) => Self::default(),
-            (memory, fuel) => Self {
+        let [memory, fuel, time_ms] = &SLOT_LIMITS[slot as usize];
+        match [memory, fuel, time_ms].map(|limit| limit.load(Ordering::Relaxed)) {
+            [memory, fuel, time_ms] if memory > 0 && fuel > 0 && time_ms > 0 => Self {
                 memory: memory as usize,
                 fuel,
+                time_ms,
             },
+            _ => Self::default(),
         }
     }
 
     /// Makes these `slot`'s limits for every later call in this process.
     pub fn apply(self, slot: Slot) {
-        let (memory, fuel) = &SLOT_LIMITS[slot as usize];
+        let [memory, fuel, time_ms] = &SLOT_LIMITS[slot as usize];
         memory.store(self.memory as u64, Ordering::Relaxed);
         fuel.store(self.fuel, Ordering::Relaxed);
+        time_ms.store(self.time_ms, Ordering::Relaxed);
     }
 }
 
-/// Per slot: memory bytes and fuel; 0 until a manifest sets them.
-static SLOT_LIMITS: [(AtomicU64, AtomicU64); 3] = [
-    (AtomicU64::new(0), AtomicU64::new(0)),
-    (AtomicU64::new(0), AtomicU64::new(0)),
-    (AtomicU64::new(0), AtomicU64::new(0)),
-];
+/// Per slot: memory bytes, fuel and milliseconds; 0 until a manifest sets them.
+static SLOT_LIMITS: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) }; 3] }; 3];
 
 /// What the host keeps for one call.
 pub struct CallState {
@@ -225,6 +239,7 @@ impl PolicyEngine {
     /// A fresh store for one call of `policy` within `limits`.
     pub fn store_with(&self, policy: &str, limits: Limits) -> Store<CallState> {
         let fuel = limits.fuel;
+        let ticks = limits.time_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
         let limits = StoreLimitsBuilder::new()
             .memory_size(limits.memory)
             .trap_on_grow_failure(true)
@@ -242,7 +257,7 @@ impl PolicyEngine {
         store
             .set_fuel(fuel)
             .expect("fuel is enabled on this engine");
-        store.set_epoch_deadline(DEADLINE_TICKS);
+        store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
     }
@@ -348,10 +363,7 @@ pub fn describe_failure(err: &anyhow::Error) -> String {
 pub fn describe_failure_within(err: &anyhow::Error, limits: Limits) -> String {
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => format!("ran out of fuel ({} instructions)", limits.fuel),
-        Some(Trap::Interrupt) => format!(
-            "ran out of time ({} ms)",
-            (EPOCH_TICK * DEADLINE_TICKS as u32).as_millis()
-        ),
+        Some(Trap::Interrupt) => format!("ran out of time ({} ms)", limits.time_ms),
         Some(trap) => format!("trapped: {trap}"),
         // The store's limiter refused a memory growth (`trap_on_grow_failure`).
         None if format!("{err:#}").contains("memory") => {

@@ -13,6 +13,7 @@
 //! [slots.order_rules.limits]                 # optional, per call
 //! memory_mb = 64                            # linear memory
 //! fuel = 20000000                           # instructions
+//! time_ms = 100                             # wall-clock backstop
 //! ```
 //!
 //! `native:` names one of the standard policies built into the server (see
@@ -50,6 +51,7 @@ struct Entry {
 struct LimitsEntry {
     memory_mb: Option<usize>,
     fuel: Option<u64>,
+    time_ms: Option<u64>,
 }
 
 impl LimitsEntry {
@@ -59,6 +61,7 @@ impl LimitsEntry {
             self.memory_mb
                 .map_or(default.memory, |mb| mb.saturating_mul(1 << 20)),
             self.fuel.unwrap_or(default.fuel),
+            self.time_ms.unwrap_or(default.time_ms),
         )
     }
 }
