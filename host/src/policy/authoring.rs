@@ -410,7 +410,18 @@ fn build_rust(repo: &Repository, dir: &Path, plugin: &Described) -> anyhow::Resu
         &mut command,
         "cargo",
         "Rust (https://rustup.rs) with the wasm32-wasip2 target: `rustup target add wasm32-wasip2`",
-    )?;
+    )
+    .map_err(|err| {
+        if format!("{err}").contains("believes it's in a workspace") {
+            // A folder under plugins/ that is not a member of plugins/Cargo.toml.
+            err.context(format!(
+                "{}/Cargo.toml: give the plugin a workspace of its own with an empty `[workspace]` table, as `commerce policy new` does",
+                dir.display()
+            ))
+        } else {
+            err
+        }
+    })?;
     let built = target_dir
         .join(TARGET)
         .join("release")
