@@ -51,7 +51,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Wall time one call may take by default. Fuel is the real bound; this is
 /// a backstop, with room for an interpreter's call (~1 ms of CPU) kept off
 /// its core by a busy machine.
-pub const TIME_PER_CALL: Duration = Duration::from_millis(100);
+pub const TIME_PER_CALL: Duration = Duration::from_millis(250);
 /// The longest wall time a slot may be given.
 pub const MAX_TIME_PER_CALL: Duration = Duration::from_secs(1);
 /// Pooled memories returned to the kernel in one batch.

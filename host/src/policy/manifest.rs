@@ -13,7 +13,7 @@
 //! [slots.order_rules.limits]                 # optional, per call
 //! memory_mb = 64                            # linear memory
 //! fuel = 20000000                           # instructions
-//! time_ms = 100                             # wall-clock backstop
+//! time_ms = 250                             # wall-clock backstop
 //! ```
 //!
 //! `native:` names one of the standard policies built into the server (see
