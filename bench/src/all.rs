@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use commerce::coupons::IssueStrategy;
 
-use crate::{catalog, coupons, growth, orders, plot, policy, report, swap};
+use crate::{catalog, coupons, growth, orders, plot, policy, polyglot, report, swap};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -81,6 +81,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             max_seconds: 60,
             orders: size(3_000, 300),
             order_connections: 64,
+        })
+        .await?,
+    );
+    println!("== policies in TypeScript and Python against Rust and native");
+    rows.extend(
+        polyglot::run(polyglot::Args {
+            calls: size(5_000, 300),
+            orders: size(3_000, 300),
+            rounds: size(3, 1),
+            connections: 64,
+            max_seconds: 60,
         })
         .await?,
     );

@@ -22,6 +22,7 @@ mod orders;
 mod pgbench;
 mod plot;
 mod policy;
+mod polyglot;
 mod report;
 mod servers;
 mod swap;
@@ -46,6 +47,9 @@ enum Scenario {
     /// Policy call latency per slot, WASM against the same logic native, and
     /// what a shadow costs quotes and orders.
     Policy(policy::Args),
+    /// One pricing call in Rust, TypeScript and Python against native, and
+    /// orders with the TypeScript pricing policy against native.
+    Polyglot(polyglot::Args),
     /// Orders over many products and on one hot product, and payments,
     /// against pgbench running the same SQL.
     Orders(orders::Args),
@@ -87,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::All(args) => all::run(args).await,
         Scenario::Policy(args) => print(policy::run(args).await?),
+        Scenario::Polyglot(args) => print(polyglot::run(args).await?),
     }
 }
 

@@ -77,7 +77,11 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Row>> {
 
 /// Products and users of a deployment that takes orders: products with
 /// stock that never runs out, users with their wallets.
-async fn stock(deployment: &Deployment, products: usize, users: usize) -> anyhow::Result<Cart> {
+pub(crate) async fn stock(
+    deployment: &Deployment,
+    products: usize,
+    users: usize,
+) -> anyhow::Result<Cart> {
     let products: Vec<i64> = sqlx::query_scalar(
         "insert into products (name, category, price, stock)
          select 'product ' || g, 'bench', 1000 + g * 100, 10000000
@@ -97,7 +101,7 @@ async fn stock(deployment: &Deployment, products: usize, users: usize) -> anyhow
 /// Carts of one to three lines; every fourth has a line of ten units, so
 /// that `pricing-bulk` diverges from `pricing-standard` on a share of them.
 #[derive(Clone)]
-struct Cart {
+pub(crate) struct Cart {
     products: Arc<Vec<i64>>,
     users: Arc<Vec<i64>>,
 }
@@ -124,7 +128,7 @@ impl Cart {
         )
     }
 
-    fn order(&self) -> impl Fn(usize) -> load::Call + Send + Sync + Clone + 'static {
+    pub(crate) fn order(&self) -> impl Fn(usize) -> load::Call + Send + Sync + Clone + 'static {
         let cart = self.clone();
         move |n| load::Call::post("/api/v1/orders", cart.body(n))
     }
@@ -224,7 +228,7 @@ async fn order_path(args: &Args, per_call: &[String]) -> anyhow::Result<Row> {
 }
 
 /// The repository's `target/plugins/<name>.wasm`.
-fn component(name: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn component(name: &str) -> anyhow::Result<Vec<u8>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/plugins")
         .join(format!("{name}.wasm"));
@@ -297,17 +301,17 @@ fn calls(args: &Args) -> anyhow::Result<Vec<String>> {
     Ok(per_call)
 }
 
-fn nanos() -> anyhow::Result<Histogram<u64>> {
+pub(crate) fn nanos() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::new_with_bounds(1, 60_000_000_000, 3)?)
 }
 
-fn elapsed_nanos(started: Instant) -> u64 {
+pub(crate) fn elapsed_nanos(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The call answered by the native policy of its slot, on an input cloned
 /// as a call hands it over.
-fn native_call(native: Native, call: &Call) -> Output {
+pub(crate) fn native_call(native: Native, call: &Call) -> Output {
     native.answer(&call.clone())
 }
 
@@ -353,7 +357,7 @@ fn priced() -> Vec<PricedLine> {
         .collect()
 }
 
-fn pricing_input() -> PricingInput {
+pub(crate) fn pricing_input() -> PricingInput {
     PricingInput {
         lines: lines(),
         user: user(),
@@ -503,7 +507,7 @@ async fn shadow(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Adds a run to the runs of its kind.
-fn merge(into: &mut Option<Report>, run: Report) -> anyhow::Result<()> {
+pub(crate) fn merge(into: &mut Option<Report>, run: Report) -> anyhow::Result<()> {
     match into {
         None => *into = Some(run),
         Some(total) => {

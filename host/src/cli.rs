@@ -10,7 +10,7 @@ use crate::{
     Application,
     config::Settings,
     db, demo, identity,
-    policy::{LoadedPolicy, Slot, metadata, replay, runner},
+    policy::{LoadedPolicy, Slot, authoring, metadata, replay, runner},
     seed, telemetry,
 };
 
@@ -41,6 +41,26 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PolicyCommand {
+    /// Make a plugin folder: the slot's function stubbed, typed bindings, a case, a README.
+    New {
+        /// The plugin's name: lowercase letters, digits and '-'.
+        name: String,
+        /// The slot it fills: pricing, coupon or order_rules.
+        #[arg(long)]
+        slot: Slot,
+        /// The language: rust, ts (TypeScript) or py (Python).
+        #[arg(long)]
+        lang: authoring::Lang,
+        /// The folder to create; defaults to plugins/<name>.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin folder (Rust, TypeScript or Python) to target/plugins/<name>.wasm,
+    /// installing the language's tools into target/tools/ on first use.
+    Build {
+        /// The plugin folder, e.g. plugins/pricing-bulk-ts.
+        dir: PathBuf,
+    },
     /// Run a component on a case, a bare input, or every case of a folder:
     /// prints the output, fuel used, wall time and logs; for a folder, a
     /// pass/fail table. Fails when an output differs from the expected one.
@@ -191,6 +211,39 @@ async fn run_server(serve: Serve) -> anyhow::Result<()> {
 
 async fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
+        PolicyCommand::New {
+            name,
+            slot,
+            lang,
+            dir,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("plugins").join(&name));
+            authoring::new(&authoring::NewPlugin {
+                name: &name,
+                slot,
+                lang,
+                dir: &dir,
+            })?;
+            println!(
+                "made {} ({lang} {slot} policy); next: commerce policy build {}",
+                dir.display(),
+                dir.display()
+            );
+            Ok(())
+        }
+        PolicyCommand::Build { dir } => {
+            // Tools and compilers run for seconds to minutes: off the async workers.
+            let built = tokio::task::spawn_blocking(move || authoring::build(&dir)).await??;
+            println!(
+                "built {}@{} -> {} ({:.1} MB) in {:.1} s",
+                built.name,
+                built.version,
+                built.path.display(),
+                built.bytes as f64 / 1e6,
+                built.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
         PolicyCommand::Check {
             component,
             slot,

@@ -15,6 +15,7 @@ mod operations;
 mod orders;
 mod points;
 mod policies;
+mod polyglot;
 mod products;
 mod scale;
 mod shadow;

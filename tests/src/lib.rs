@@ -49,8 +49,21 @@ pub fn repository() -> std::path::PathBuf {
         .to_path_buf()
 }
 
-/// A built component's bytes: `target/plugins/<name>.wasm`.
+/// A built component's bytes: `target/plugins/<name>.wasm`. The Rust
+/// plugins are built by this crate's build script; a TypeScript or Python
+/// plugin (`plugins/<name>/package.json` or `pyproject.toml`) is built here
+/// when it is missing or older than its source, as `commerce policy build`.
 pub fn component(name: &str) -> Vec<u8> {
+    let dir = repository().join("plugins").join(name);
+    if dir.join("package.json").is_file() || dir.join("pyproject.toml").is_file() {
+        // One build at a time: they share the tools folder and the work folders.
+        static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = BUILDING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        commerce::policy::authoring::build_if_stale(&dir)
+            .unwrap_or_else(|err| panic!("building plugins/{name}: {err:#}"));
+    }
     let path = repository().join(format!("target/plugins/{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|err| {
         panic!(

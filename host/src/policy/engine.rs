@@ -4,29 +4,56 @@
 //! instructions a policy may spend, as Shopify Functions count them), a
 //! memory limit, and an epoch deadline as a wall-clock backstop. No WASI is
 //! linked: the only import is `host.log`.
+//!
+//! Fuel and memory are per slot ([`Limits`], settable in the manifest); the
+//! defaults fit the TypeScript and Python examples, whose interpreters take
+//! far more of both than a Rust policy does.
+//!
+//! Compiled code is cached on disk by wasmtime (its serialized component,
+//! keyed by the SHA-256 of the component's bytes and the engine's
+//! configuration), so an instance restarting with 12-18 MB TypeScript or
+//! Python components active is ready in seconds, not ~30 s per component.
 
 use std::{
-    sync::OnceLock,
+    path::PathBuf,
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
+use serde::Serialize;
+use utoipa::ToSchema;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
     component::{Component, Linker},
 };
 
-use super::{PolicyError, bindings};
+use super::{PolicyError, Slot, bindings};
 
-/// Instructions one call may spend: far more than a pricing rule needs, and
-/// spent in a few milliseconds, well inside the wall-clock backstop.
+/// Instructions one call may spend by default: far more than a Rust pricing
+/// rule needs (thousands), ten times what the TypeScript examples spend
+/// (~1.6M: a JavaScript interpreter), spent in tens of milliseconds.
 pub const FUEL_PER_CALL: u64 = 20_000_000;
-/// Linear memory one call may use.
-pub const MEMORY_PER_CALL: usize = 32 << 20;
-/// The epoch advances this often...
+/// Linear memory one call may use by default: the Python interpreter's image
+/// alone is ~20 MB.
+pub const MEMORY_PER_CALL: usize = 64 << 20;
+/// The most memory a slot may be given (the pooling allocator reserves this
+/// much address space per pooled memory).
+pub const MAX_MEMORY_PER_CALL: usize = 128 << 20;
+/// The most fuel a slot may be given: the wall-clock backstop ends a call
+/// long before a larger budget could be spent.
+pub const MAX_FUEL_PER_CALL: u64 = 1_000_000_000;
+/// The epoch advances this often: the wall-clock backstop's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// ...and a call is interrupted after this many ticks (50 ms).
-const DEADLINE_TICKS: u64 = 10;
+/// Wall time one call may take by default. Fuel is the real bound; this is
+/// a backstop, with room for an interpreter's call (~1 ms of CPU) kept off
+/// its core by a busy machine.
+pub const TIME_PER_CALL: Duration = Duration::from_millis(250);
+/// The longest wall time a slot may be given.
+pub const MAX_TIME_PER_CALL: Duration = Duration::from_secs(1);
 /// Pooled memories returned to the kernel in one batch.
 const DECOMMIT_BATCH: usize = 16;
 /// Core instances, memories and tables a call may create, and table size:
@@ -40,9 +67,82 @@ const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 const MAX_LOG_LINES: usize = 32;
 const MAX_LOG_CHARS: usize = 1024;
 
+/// What one call of a slot's policy may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Limits {
+    /// Linear memory, bytes.
+    pub memory: usize,
+    /// Instructions (wasmtime fuel).
+    pub fuel: u64,
+    /// Wall time, milliseconds (the backstop).
+    pub time_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: MEMORY_PER_CALL,
+            fuel: FUEL_PER_CALL,
+            time_ms: TIME_PER_CALL.as_millis() as u64,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks a manifest's limits against what the engine can give.
+    pub fn new(memory: usize, fuel: u64, time_ms: u64) -> Result<Self, String> {
+        if memory == 0 || memory > MAX_MEMORY_PER_CALL {
+            return Err(format!(
+                "memory must be between 1 MB and {} MB",
+                MAX_MEMORY_PER_CALL >> 20
+            ));
+        }
+        if fuel == 0 || fuel > MAX_FUEL_PER_CALL {
+            return Err(format!("fuel must be between 1 and {MAX_FUEL_PER_CALL}"));
+        }
+        let tick = EPOCH_TICK.as_millis() as u64;
+        let most = MAX_TIME_PER_CALL.as_millis() as u64;
+        if !(tick..=most).contains(&time_ms) {
+            return Err(format!("time_ms must be between {tick} and {most}"));
+        }
+        Ok(Self {
+            memory,
+            fuel,
+            time_ms,
+        })
+    }
+
+    /// The limits of `slot`'s calls in this process: the manifest's, once
+    /// one is loaded, else the defaults.
+    pub fn of(slot: Slot) -> Self {
+        let [memory, fuel, time_ms] = &SLOT_LIMITS[slot as usize];
+        match [memory, fuel, time_ms].map(|limit| limit.load(Ordering::Relaxed)) {
+            [memory, fuel, time_ms] if memory > 0 && fuel > 0 && time_ms > 0 => Self {
+                memory: memory as usize,
+                fuel,
+                time_ms,
+            },
+            _ => Self::default(),
+        }
+    }
+
+    /// Makes these `slot`'s limits for every later call in this process.
+    pub fn apply(self, slot: Slot) {
+        let [memory, fuel, time_ms] = &SLOT_LIMITS[slot as usize];
+        memory.store(self.memory as u64, Ordering::Relaxed);
+        fuel.store(self.fuel, Ordering::Relaxed);
+        time_ms.store(self.time_ms, Ordering::Relaxed);
+    }
+}
+
+/// Per slot: memory bytes, fuel and milliseconds; 0 until a manifest sets them.
+static SLOT_LIMITS: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) }; 3] }; 3];
+
 /// What the host keeps for one call.
 pub struct CallState {
     limits: StoreLimits,
+    /// The fuel the call was given, to report what it spent.
+    fuel: u64,
     /// `name@version` of the policy, for its log lines.
     policy: String,
     pub logs: Vec<(bindings::LogLevel, String)>,
@@ -87,13 +187,14 @@ impl PolicyEngine {
     }
 
     fn new() -> anyhow::Result<Self> {
-        let (engine, pooling) = match Engine::new(&config(true)) {
+        let cache = compile_cache();
+        let (engine, pooling) = match Engine::new(&config(true, cache.clone())) {
             Ok(engine) => (engine, true),
             Err(err) => {
                 // Some machines refuse the pooling allocator's address-space
                 // reservation; on-demand allocation works everywhere.
                 tracing::warn!(%err, "pooling allocator unavailable; allocating instances on demand");
-                (Engine::new(&config(false))?, false)
+                (Engine::new(&config(false, cache))?, false)
             }
         };
         // Every served version's `host` under its own name: a component is
@@ -118,19 +219,37 @@ impl PolicyEngine {
         })
     }
 
-    /// Compiles component bytes (not yet checked against any world).
+    /// Compiles component bytes (not yet checked against any world), or
+    /// reads them compiled from the on-disk cache. One compilation at a time
+    /// per process, on one core: compiling a 12 MB interpreter takes tens of
+    /// seconds of CPU, and the other cores keep serving requests meanwhile.
     pub fn compile(&self, bytes: &[u8]) -> Result<Component, PolicyError> {
-        Component::new(&self.engine, bytes)
-            .map_err(|err| PolicyError::InvalidComponent(format!("not a valid component: {err:#}")))
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let started = Instant::now();
+        let component = Component::new(&self.engine, bytes).map_err(|err| {
+            PolicyError::InvalidComponent(format!("not a valid component: {err:#}"))
+        })?;
+        metrics::histogram!("policy_compile_seconds").record(started.elapsed().as_secs_f64());
+        Ok(component)
     }
 
-    /// A fresh store for one call of `policy`.
+    /// A fresh store for one call of `policy` with the default limits.
     pub fn store(&self, policy: &str) -> Store<CallState> {
+        self.store_with(policy, Limits::default())
+    }
+
+    /// A fresh store for one call of `policy` within `limits`.
+    pub fn store_with(&self, policy: &str, limits: Limits) -> Store<CallState> {
+        let fuel = limits.fuel;
+        let ticks = limits.time_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
         // Besides memory bytes: how many instances, memories and tables a
         // component may create, and how large a table may grow, so a
         // component cannot exhaust the host with many small ones.
         let limits = StoreLimitsBuilder::new()
-            .memory_size(MEMORY_PER_CALL)
+            .memory_size(limits.memory)
             .instances(MAX_INSTANCES)
             .memories(MAX_MEMORIES)
             .tables(MAX_TABLES)
@@ -141,37 +260,75 @@ impl PolicyEngine {
             &self.engine,
             CallState {
                 limits,
+                fuel,
                 policy: policy.to_owned(),
                 logs: Vec::new(),
             },
         );
         store.limiter(|state| &mut state.limits);
         store
-            .set_fuel(FUEL_PER_CALL)
+            .set_fuel(fuel)
             .expect("fuel is enabled on this engine");
-        store.set_epoch_deadline(DEADLINE_TICKS);
+        store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
     }
 }
 
-fn config(pooling: bool) -> Config {
+fn config(pooling: bool, cache: Option<Cache>) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.consume_fuel(true);
     config.epoch_interruption(true);
+    // Without wasmtime's `parallel-compilation` feature a compilation keeps
+    // to one core (see `compile`); a warm start reads the cache instead.
+    config.cache(cache);
+    // Pooled memories are returned to the kernel between calls (wasmtime's
+    // default), not kept resident: `bench polyglot` measured keeping 1, 16
+    // or 64 MB resident slower for every language (a Rust call 14 -> ~50 us,
+    // TypeScript 630 -> 730-900 us), the reset's memset costing more than the
+    // page faults it saves. Memory images are copy-on-write (also the default).
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(512)
             .total_core_instances(2048)
             .total_memories(1024)
             .total_tables(1024)
-            .max_memory_size(MEMORY_PER_CALL)
+            .max_memory_size(MAX_MEMORY_PER_CALL)
             .decommit_batch_size(DECOMMIT_BATCH);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        config.memory_reservation(MEMORY_PER_CALL as u64);
+        config.memory_reservation(MAX_MEMORY_PER_CALL as u64);
     }
     config
+}
+
+/// wasmtime's on-disk cache of compiled components, in
+/// `COMMERCE_COMPILE_CACHE` (`off` disables it), else the user's cache
+/// folder (`$XDG_CACHE_HOME/commerce` or `~/.cache/commerce`), shared by the
+/// server, the runner and the tests. Entries are keyed by the component's
+/// SHA-256 and the engine's configuration and version, so a changed engine
+/// never reads stale code.
+fn compile_cache() -> Option<Cache> {
+    let dir = match std::env::var_os("COMMERCE_COMPILE_CACHE") {
+        Some(dir) if dir == "off" => return None,
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?
+            .join("commerce"),
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let mut cache = CacheConfig::new();
+    cache.with_directory(&dir);
+    match Cache::new(cache) {
+        Ok(cache) => Some(cache),
+        Err(err) => {
+            // Compiling still works without it, only slower at start.
+            tracing::warn!(dir = %dir.display(), %err, "no compile cache");
+            None
+        }
+    }
 }
 
 /// Fuel spent, wall time and log lines of one call.
@@ -185,7 +342,10 @@ pub struct CallReport {
 impl CallReport {
     pub fn of(store: &Store<CallState>, started: Instant) -> Self {
         Self {
-            fuel: FUEL_PER_CALL.saturating_sub(store.get_fuel().unwrap_or(0)),
+            fuel: store
+                .data()
+                .fuel
+                .saturating_sub(store.get_fuel().unwrap_or(0)),
             elapsed: started.elapsed(),
             logs: store.data().logs.clone(),
         }
@@ -203,16 +363,18 @@ impl CallReport {
 
 /// Names why a call failed: the budget it exhausted, or the trap.
 pub fn describe_failure(err: &anyhow::Error) -> String {
+    describe_failure_within(err, Limits::default())
+}
+
+/// As [`describe_failure`], for a call made within `limits`.
+pub fn describe_failure_within(err: &anyhow::Error, limits: Limits) -> String {
     match err.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => format!("ran out of fuel ({FUEL_PER_CALL} instructions)"),
-        Some(Trap::Interrupt) => format!(
-            "ran out of time ({} ms)",
-            (EPOCH_TICK * DEADLINE_TICKS as u32).as_millis()
-        ),
+        Some(Trap::OutOfFuel) => format!("ran out of fuel ({} instructions)", limits.fuel),
+        Some(Trap::Interrupt) => format!("ran out of time ({} ms)", limits.time_ms),
         Some(trap) => format!("trapped: {trap}"),
         // The store's limiter refused a memory growth (`trap_on_grow_failure`).
         None if format!("{err:#}").contains("memory") => {
-            format!("exceeded its memory limit of {MEMORY_PER_CALL} bytes")
+            format!("exceeded its memory limit of {} bytes", limits.memory)
         }
         None => format!("failed: {err:#}"),
     }

@@ -195,9 +195,10 @@ impl LoadedPolicy {
             return Err(self.wrong_slot(call.slot()));
         }
         let label = self.label();
+        let limits = engine::Limits::of(self.info.slot);
         let (result, report) = match &self.implementation {
             Implementation::Component(prepared) => {
-                let mut store = PolicyEngine::get().store(&label);
+                let mut store = PolicyEngine::get().store_with(&label, limits);
                 let started = Instant::now();
                 let result = prepared.call(&mut store, call);
                 (result, CallReport::of(&store, started))
@@ -224,7 +225,7 @@ impl LoadedPolicy {
             Err(err) => Err(PolicyError::Unavailable {
                 slot: self.info.slot,
                 policy: label,
-                reason: engine::describe_failure(&err),
+                reason: engine::describe_failure_within(&err, limits),
             }),
         }
     }

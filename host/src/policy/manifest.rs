@@ -10,6 +10,10 @@
 //! component = "../custom/coupon.wasm" # a path, relative to this file
 //! [slots.order_rules]
 //! component = "native:order-rules-standard" # compiled into the server
+//! [slots.order_rules.limits]                 # optional, per call
+//! memory_mb = 64                            # linear memory
+//! fuel = 20000000                           # instructions
+//! time_ms = 250                             # wall-clock backstop
 //! ```
 //!
 //! `native:` names one of the standard policies built into the server (see
@@ -23,7 +27,7 @@ use std::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Slot, metadata, native::Native};
+use super::{Slot, engine::Limits, metadata, native::Native};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +41,29 @@ struct Entry {
     component: String,
     #[serde(default)]
     config: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: LimitsEntry,
+}
+
+/// A slot's `[limits]`: what one call may spend; unset ones keep the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsEntry {
+    memory_mb: Option<usize>,
+    fuel: Option<u64>,
+    time_ms: Option<u64>,
+}
+
+impl LimitsEntry {
+    fn limits(&self) -> Result<Limits, String> {
+        let default = Limits::default();
+        Limits::new(
+            self.memory_mb
+                .map_or(default.memory, |mb| mb.saturating_mul(1 << 20)),
+            self.fuel.unwrap_or(default.fuel),
+            self.time_ms.unwrap_or(default.time_ms),
+        )
+    }
 }
 
 /// A manifest that parsed and whose components could be read.
@@ -56,6 +83,8 @@ pub struct ManifestSlot {
     pub name: String,
     pub version: String,
     pub config: Vec<(String, String)>,
+    /// What one call of the slot may spend.
+    pub limits: Limits,
 }
 
 impl Manifest {
@@ -67,6 +96,13 @@ impl Manifest {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
         format!("manifest:{file}")
+    }
+
+    /// Makes the manifest's per-slot limits this process's.
+    pub fn apply_limits(&self) {
+        for entry in &self.slots {
+            entry.limits.apply(entry.slot);
+        }
     }
 
     pub fn slot(&self, slot: Slot) -> &ManifestSlot {
@@ -99,6 +135,10 @@ pub fn load(
             .slots
             .get(slot.as_str())
             .ok_or_else(|| format!("{at}: slot {slot}: missing; every slot needs a component"))?;
+        let limits = entry
+            .limits
+            .limits()
+            .map_err(|err| format!("{at}: slot {slot}: limits: {err}"))?;
         if let Some(native) = Native::named(entry.component.as_bytes()) {
             let native = native.map_err(|err| format!("{at}: slot {slot}: {err}"))?;
             let bytes = native.bytes();
@@ -110,6 +150,7 @@ pub fn load(
                 name: native.name().to_owned(),
                 version: "native".to_owned(),
                 config: entry.config.clone().into_iter().collect(),
+                limits,
             });
             continue;
         }
@@ -141,6 +182,7 @@ pub fn load(
             name,
             version,
             config: entry.config.clone().into_iter().collect(),
+            limits,
         });
     }
     Ok(Manifest { path, slots })

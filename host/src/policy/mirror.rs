@@ -19,11 +19,15 @@ use super::{
     store::{Activation, PolicyStore},
 };
 
+/// How long an upload waits for its compile: within the request timeout.
+const COMPILE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 pub struct Mirror {
     store: PolicyStore,
     pub registry: Arc<Registry>,
     pub shadows: Shadows,
-    compiled: Mutex<HashMap<[u8; 32], Compiled>>,
+    /// Shared with uploads' background compiles (see [`Mirror::compile`]).
+    compiled: Arc<Mutex<HashMap<[u8; 32], Compiled>>>,
     /// Serializes installs, so an older read never replaces a newer one.
     sync_lock: tokio::sync::Mutex<()>,
 }
@@ -37,7 +41,7 @@ impl Mirror {
         compiled: HashMap<[u8; 32], Compiled>,
     ) -> anyhow::Result<Self> {
         let shadows = Shadows::start()?;
-        let compiled = Mutex::new(compiled);
+        let compiled = Arc::new(Mutex::new(compiled));
         let mut states = Vec::with_capacity(Slot::ALL.len());
         for slot in Slot::ALL {
             states.push(load_slot(&store, &compiled, &shadows, slot, None).await?);
@@ -139,9 +143,34 @@ impl Mirror {
                 "an upload is a component; a native policy is chosen in a manifest".to_owned(),
             ));
         }
-        let component = check(slot, bytes).await?;
-        lock(&self.compiled).insert(*sha256, component.clone());
-        Ok(component)
+        if let Some(component) = lock(&self.compiled).get(sha256) {
+            return Ok(component.clone());
+        }
+        // Compiling a 12-18 MB TypeScript or Python component takes ~30 s of
+        // one core. The request waits a bounded time; past it the compile
+        // goes on in the background, keeps its result (and wasmtime's disk
+        // cache has it), and the retried upload finds it done.
+        let compiled = self.compiled.clone();
+        let key = *sha256;
+        let compiling = tokio::spawn(async move {
+            let component = check(slot, bytes).await?;
+            lock(&compiled).insert(key, component.clone());
+            Ok::<Compiled, PolicyError>(component)
+        });
+        match tokio::time::timeout(COMPILE_WAIT, compiling).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(err)) => Err(PolicyError::InvalidComponent(format!(
+                "validation did not finish: {err}"
+            ))),
+            Err(_) => Err(PolicyError::Unavailable {
+                slot,
+                policy: format!("upload sha256:{}", &hex::encode(sha256)[..12]),
+                reason: format!(
+                    "is still compiling after {} s; it goes on in the background: send the same upload again in a minute",
+                    COMPILE_WAIT.as_secs()
+                ),
+            }),
+        }
     }
 
     /// Keeps a component compiled elsewhere (a manifest's).

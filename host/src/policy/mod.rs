@@ -5,6 +5,7 @@
 //! runs out of fuel or time, or breaks its memory limit is
 //! `POLICY_UNAVAILABLE`, and nothing is written.
 
+pub mod authoring;
 pub mod bindings;
 pub mod call;
 pub mod engine;

@@ -392,12 +392,15 @@ fn missing(
 }
 
 fn read_manifest(settings: &Settings) -> anyhow::Result<Manifest> {
-    manifest::load(
+    let manifest = manifest::load(
         &settings.manifest_dir,
         &settings.component_dir,
         &settings.environment,
     )
-    .map_err(anyhow::Error::msg)
+    .map_err(anyhow::Error::msg)?;
+    // Limits are the deployment's, per slot: they hold for uploads too.
+    manifest.apply_limits();
+    Ok(manifest)
 }
 
 /// Compiles every component the manifest names and checks its slot's world
