@@ -62,3 +62,32 @@ unsafe extern "C" fn cabi_realloc(
     }
     ptr
 }
+
+// The memory functions ordinary `core` code calls. On `wasm32-wasip2` they
+// come from wasi-libc, which a `no_std` component does not link: comparing
+// two strings (`==` on `str`, `split`, `sort`, map lookups) makes rustc call
+// `memcmp`/`bcmp`, and the component would import them from a module named
+// `env` that no host provides. (`memcpy`, `memmove` and `memset` are
+// provided by `compiler_builtins`.) Byte loops: policies compare short keys.
+
+/// `memcmp`: the sign of the first differing byte, or 0.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcmp(left: *const u8, right: *const u8, len: usize) -> i32 {
+    for i in 0..len {
+        // SAFETY: the caller passes two readable ranges of `len` bytes.
+        let (a, b) = unsafe { (*left.add(i), *right.add(i)) };
+        if a != b {
+            return i32::from(a) - i32::from(b);
+        }
+    }
+    0
+}
+
+/// `bcmp`: 0 when the ranges are equal; what LLVM calls for `==`.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bcmp(left: *const u8, right: *const u8, len: usize) -> i32 {
+    // SAFETY: the same ranges, passed on.
+    unsafe { memcmp(left, right, len) }
+}
