@@ -29,7 +29,7 @@ async fn a_component_that_imports_wasi_is_refused_at_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_component_is_refused() {
     let deployment = Deployment::start().await;
-    let huge = vec![0u8; 17 * 1024 * 1024];
+    let huge = vec![0u8; 25 * 1024 * 1024];
     expect_problem(
         deployment
             .app()

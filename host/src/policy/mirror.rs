@@ -143,17 +143,33 @@ impl Mirror {
                 "an upload is a component; a native policy is chosen in a manifest".to_owned(),
             ));
         }
-        if let Some(component) = lock(&self.compiled).get(sha256) {
-            return Ok(component.clone());
-        }
-        // Compiling a 12-18 MB TypeScript or Python component takes ~30 s of
-        // one core. The request waits a bounded time; past it the compile
-        // goes on in the background, keeps its result (and wasmtime's disk
-        // cache has it), and the retried upload finds it done.
+        let cached = lock(&self.compiled).get(sha256).cloned();
+        let component = match cached {
+            Some(component) => component,
+            None => self.compile_bounded(slot, sha256, bytes).await?,
+        };
+        // Compiled for another slot's use is not checked against this
+        // slot's world: check it, whether it was just compiled or not.
+        fits(slot, component.clone()).await?;
+        Ok(component)
+    }
+
+    /// Compiles `bytes`, waiting at most [`COMPILE_WAIT`].
+    ///
+    /// Compiling a 12-18 MB TypeScript or Python component takes ~30 s of
+    /// one core. The request waits a bounded time; past it the compile goes
+    /// on in the background, keeps its result (and wasmtime's disk cache has
+    /// it), and the retried upload finds it done.
+    async fn compile_bounded(
+        &self,
+        slot: Slot,
+        sha256: &[u8; 32],
+        bytes: Vec<u8>,
+    ) -> Result<Compiled, PolicyError> {
         let compiled = self.compiled.clone();
         let key = *sha256;
         let compiling = tokio::spawn(async move {
-            let component = check(slot, bytes).await?;
+            let component = compile(bytes).await?;
             lock(&compiled).insert(key, component.clone());
             Ok::<Compiled, PolicyError>(component)
         });
@@ -199,8 +215,21 @@ impl Mirror {
 /// Compiles `bytes` and checks them against the slot's world, off the
 /// async workers (compiling takes tens of milliseconds).
 pub async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Compiled, PolicyError> {
+    let component = compile(bytes).await?;
+    fits(slot, component.clone()).await?;
+    Ok(component)
+}
+
+/// Compiles `bytes` on a blocking thread: CPU work of up to tens of seconds.
+async fn compile(bytes: Vec<u8>) -> Result<Compiled, PolicyError> {
+    tokio::task::spawn_blocking(move || Compiled::new(&bytes))
+        .await
+        .map_err(|err| PolicyError::InvalidComponent(format!("validation did not finish: {err}")))?
+}
+
+/// Whether a compiled component implements the slot's world.
+async fn fits(slot: Slot, component: Compiled) -> Result<(), PolicyError> {
     tokio::task::spawn_blocking(move || {
-        let component = Compiled::new(&bytes)?;
         let info = PolicyInfo::new(
             slot,
             String::new(),
@@ -209,8 +238,8 @@ pub async fn check(slot: Slot, bytes: Vec<u8>) -> Result<Compiled, PolicyError> 
             chrono::Utc::now(),
             String::new(),
         );
-        LoadedPolicy::prepare(slot, component.clone(), info, Vec::new(), 0)?;
-        Ok(component)
+        LoadedPolicy::prepare(slot, component, info, Vec::new(), 0)?;
+        Ok(())
     })
     .await
     .map_err(|err| PolicyError::InvalidComponent(format!("validation did not finish: {err}")))?
