@@ -234,6 +234,8 @@ async fn faults_a_restart_with_typescript_and_python_policies_reads_compiled_cod
         ("REDIS_URL", redis_url()),
         ("COMMERCE_REDIS_PREFIX", format!("test:{id}:")),
         ("COMMERCE_ENV", "polyglot".to_owned()),
+        // Outside dev the server needs user keys to start.
+        ("JWT_SECRET", JWT_SECRET.to_owned()),
         ("COMMERCE_MANIFEST_DIR", manifests.display().to_string()),
         (
             "COMMERCE_COMPILE_CACHE",
