@@ -54,6 +54,7 @@ impl Deployment {
             settings.admin_token = Some("bench".to_owned());
             settings.db_pool_size = 16;
             adjust(&mut settings);
+            open_api_for(&mut settings, &database)?;
             let app = Application::build(settings)
                 .await
                 .context("an instance does not start")?;
@@ -118,4 +119,23 @@ impl Deployment {
         }
         Ok(())
     }
+}
+
+/// The bench's load carries no user tokens, and only `dev` may serve
+/// without them: another environment's manifest (`native`, ...) is served
+/// as this deployment's `dev`, from a folder of the bench's own.
+fn open_api_for(settings: &mut Settings, database: &str) -> anyhow::Result<()> {
+    if settings.environment == "dev" || settings.jwt_secret.is_some() {
+        return Ok(());
+    }
+    let manifest = settings
+        .manifest_dir
+        .join(format!("{}.toml", settings.environment));
+    let folder = std::env::temp_dir().join(format!("{database}-{}", settings.environment));
+    std::fs::create_dir_all(&folder)?;
+    std::fs::copy(&manifest, folder.join("dev.toml"))
+        .with_context(|| format!("cannot copy {}", manifest.display()))?;
+    settings.manifest_dir = folder;
+    settings.environment = "dev".to_owned();
+    Ok(())
 }
