@@ -37,12 +37,15 @@ done
 # refused by business rules (an unknown user id is a 404, a sold-out product
 # a 409), and those answers are documented problem bodies.
 USER_TOKEN=$(target/release/commerce token --user 1 --ttl 2h)
+# One worker: with several, CPython 3.11 can fail inside schemathesis's own
+# schema compilation (a SystemError in `ast`), which is the tool's crash, not
+# an answer of the server.
 status=0
 for bearer in "$TOKEN" "$USER_TOKEN"; do
     schemathesis run "http://127.0.0.1:$PORT/openapi.json" \
         --checks all --exclude-checks positive_data_acceptance \
         --header "Authorization: Bearer $bearer" \
-        --max-examples "$EXAMPLES" --workers 2 --request-timeout 10 \
+        --max-examples "$EXAMPLES" --workers 1 --request-timeout 10 \
         --seed 20261126 || status=$?
 done
 if grep -q "panicked" "$log"; then
