@@ -148,49 +148,19 @@ async fn order_path(args: &Args, per_call: &[String]) -> anyhow::Result<Row> {
     })
     .await?;
     let measured = async {
-        let shape = Shape {
-            connections: args.order_connections,
-            requests: args.orders,
-            max_time: Duration::from_secs(args.max_seconds),
-        };
-        let warm_up = Shape {
-            requests: args.orders / 5,
-            ..shape
-        };
-        let mut orders = Vec::new();
-        for deployment in [&wasm, &native] {
-            let order = stock(deployment, 1_000, 2_000).await?.order();
-            load::run(&deployment.addresses, warm_up, order.clone()).await?;
-            orders.push(order);
-        }
-        let mut runs: [Option<Report>; 2] = [None, None];
-        for _ in 0..args.rounds {
-            for (at, deployment) in [&wasm, &native].into_iter().enumerate() {
-                let report = load::run(&deployment.addresses, shape, orders[at].clone()).await?;
-                merge(&mut runs[at], report)?;
-            }
-        }
-        let [Some(with_wasm), Some(with_native)] = runs else {
-            anyhow::bail!("no rounds ran");
-        };
-        for (name, deployment, report, label) in [
-            ("WASM", &wasm, &with_wasm, "pricing-standard@1.0.0"),
-            ("native", &native, &with_native, "pricing-standard@native"),
-        ] {
-            ensure!(
-                report.count("201") == report.sent,
-                "orders with {name} policies: {:?}",
-                report.outcomes
-            );
-            let labels: Vec<String> =
-                sqlx::query_scalar("select distinct pricing_policy from orders")
-                    .fetch_all(&deployment.db)
-                    .await?;
-            ensure!(
-                labels == [label],
-                "orders with {name} policies were priced by {labels:?}"
-            );
-        }
+        let [with_wasm, with_native] = alternate_orders(
+            [
+                ("WASM policies", &wasm, "pricing-standard@1.0.0"),
+                ("native policies", &native, "pricing-standard@native"),
+            ],
+            Shape {
+                connections: args.order_connections,
+                requests: args.orders,
+                max_time: Duration::from_secs(args.max_seconds),
+            },
+            args.rounds,
+        )
+        .await?;
         println!(
             "{:<24} {:>9} {:>9} {:>9}",
             "all rounds", "req/s", "p50 ms", "p99 ms"
@@ -548,4 +518,49 @@ async fn admin(
         String::from_utf8_lossy(&body)
     );
     Ok(())
+}
+
+/// Orders on two deployments in alternating rounds after a warm-up each:
+/// both reports, once every order was answered 201 and each deployment's
+/// orders were all priced by the pricing policy `label` names.
+pub(crate) async fn alternate_orders(
+    deployments: [(&str, &Deployment, &str); 2],
+    shape: Shape,
+    rounds: usize,
+) -> anyhow::Result<[Report; 2]> {
+    let warm_up = Shape {
+        requests: shape.requests / 5,
+        ..shape
+    };
+    let mut orders = Vec::new();
+    for (_, deployment, _) in deployments {
+        let order = stock(deployment, 1_000, 2_000).await?.order();
+        load::run(&deployment.addresses, warm_up, order.clone()).await?;
+        orders.push(order);
+    }
+    let mut runs: [Option<Report>; 2] = [None, None];
+    for _ in 0..rounds {
+        for (at, (_, deployment, _)) in deployments.into_iter().enumerate() {
+            let report = load::run(&deployment.addresses, shape, orders[at].clone()).await?;
+            merge(&mut runs[at], report)?;
+        }
+    }
+    let [Some(first), Some(second)] = runs else {
+        anyhow::bail!("no rounds ran");
+    };
+    for ((name, deployment, label), report) in deployments.into_iter().zip([&first, &second]) {
+        ensure!(
+            report.count("201") == report.sent,
+            "orders with {name}: {:?}",
+            report.outcomes
+        );
+        let labels: Vec<String> = sqlx::query_scalar("select distinct pricing_policy from orders")
+            .fetch_all(&deployment.db)
+            .await?;
+        ensure!(
+            labels == [label],
+            "orders with {name} were priced by {labels:?}"
+        );
+    }
+    Ok([first, second])
 }

@@ -24,8 +24,8 @@ use commerce::policy::{
 use hdrhistogram::Histogram;
 
 use crate::{
-    load::{self, Report, Shape},
-    policy::{component, elapsed_nanos, merge, nanos, native_call, pricing_input, stock},
+    load::Shape,
+    policy::{alternate_orders, component, elapsed_nanos, nanos, native_call, pricing_input},
     report::Row,
     servers::{Deployment, repository},
 };
@@ -185,49 +185,19 @@ async fn orders(args: &Args) -> anyhow::Result<Row> {
     })
     .await?;
     let measured = async {
-        let shape = Shape {
-            connections: args.connections,
-            requests: args.orders,
-            max_time: Duration::from_secs(args.max_seconds),
-        };
-        let warm_up = Shape {
-            requests: args.orders / 5,
-            ..shape
-        };
-        let mut orders = Vec::new();
-        for deployment in [&ts, &native] {
-            let order = stock(deployment, 1_000, 2_000).await?.order();
-            load::run(&deployment.addresses, warm_up, order.clone()).await?;
-            orders.push(order);
-        }
-        let mut runs: [Option<Report>; 2] = [None, None];
-        for _ in 0..args.rounds {
-            for (at, deployment) in [&ts, &native].into_iter().enumerate() {
-                let report = load::run(&deployment.addresses, shape, orders[at].clone()).await?;
-                merge(&mut runs[at], report)?;
-            }
-        }
-        let [Some(with_ts), Some(with_native)] = runs else {
-            anyhow::bail!("no rounds ran");
-        };
-        for (name, deployment, report, label) in [
-            ("TypeScript", &ts, &with_ts, "pricing-bulk-ts@1.0.0"),
-            ("native", &native, &with_native, "pricing-standard@native"),
-        ] {
-            ensure!(
-                report.count("201") == report.sent,
-                "orders with {name} pricing: {:?}",
-                report.outcomes
-            );
-            let labels: Vec<String> =
-                sqlx::query_scalar("select distinct pricing_policy from orders")
-                    .fetch_all(&deployment.db)
-                    .await?;
-            ensure!(
-                labels == [label],
-                "orders with {name} pricing were priced by {labels:?}"
-            );
-        }
+        let [with_ts, with_native] = alternate_orders(
+            [
+                ("TypeScript pricing", &ts, "pricing-bulk-ts@1.0.0"),
+                ("native pricing", &native, "pricing-standard@native"),
+            ],
+            Shape {
+                connections: args.connections,
+                requests: args.orders,
+                max_time: Duration::from_secs(args.max_seconds),
+            },
+            args.rounds,
+        )
+        .await?;
         for (name, report) in [("TypeScript pricing", &with_ts), ("native", &with_native)] {
             println!(
                 "{:<24} {:>9.0} req/s {:>9.2} p50 ms {:>9.2} p99 ms",
