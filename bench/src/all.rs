@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use commerce::coupons::IssueStrategy;
 
-use crate::{catalog, coupons, growth, orders, plot, policy, polyglot, report, swap};
+use crate::{calls, catalog, coupons, growth, orders, plot, policy, polyglot, report, swap};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -71,10 +71,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?,
     );
-    println!("== policy calls and the order path, WASM against native, and the cost of a shadow");
+    println!("== one policy call, WASM against native");
+    rows.extend(
+        calls::run(calls::Args {
+            calls: size(20_000, 1_000),
+        })
+        .await?,
+    );
+    println!("== the order path, WASM against native, and the cost of a shadow");
     rows.extend(
         policy::run(policy::Args {
-            calls: size(20_000, 1_000),
             requests: size(3_000, 200),
             rounds: size(4, 1),
             connections: 16,

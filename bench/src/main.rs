@@ -13,6 +13,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod all;
+mod calls;
 mod catalog;
 mod ceiling;
 mod coupons;
@@ -25,6 +26,7 @@ mod policy;
 mod polyglot;
 mod report;
 mod servers;
+mod split;
 mod swap;
 
 use clap::{Parser, Subcommand};
@@ -44,8 +46,11 @@ enum Scenario {
     /// A burst of issue requests from distinct users for one limited coupon,
     /// with each issuance strategy.
     Coupons(coupons::Args),
-    /// Policy call latency per slot, WASM against the same logic native, and
-    /// what a shadow costs quotes and orders.
+    /// One policy call per slot, WASM against the same logic native, and
+    /// where a call's time goes.
+    Calls(calls::Args),
+    /// Orders with WASM policies against the same logic native, and what a
+    /// shadow costs quotes and orders.
     Policy(policy::Args),
     /// One pricing call in Rust, TypeScript and Python against native, and
     /// orders with the TypeScript pricing policy against native.
@@ -90,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Scenario::All(args) => all::run(args).await,
+        Scenario::Calls(args) => print(calls::run(args).await?),
         Scenario::Policy(args) => print(policy::run(args).await?),
         Scenario::Polyglot(args) => print(polyglot::run(args).await?),
     }

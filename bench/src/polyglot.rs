@@ -25,9 +25,12 @@ use hdrhistogram::Histogram;
 
 use crate::{
     load::Shape,
-    policy::{alternate_orders, component, elapsed_nanos, nanos, native_call, pricing_input},
+    policy::{
+        alternate_orders, component, elapsed_nanos, nanos, native_call, percents, pricing_input,
+    },
     report::Row,
     servers::{Deployment, repository},
+    split,
 };
 
 #[derive(Debug, clap::Args)]
@@ -35,7 +38,8 @@ pub struct Args {
     /// Calls per component, and natively.
     #[arg(long, default_value_t = 5_000)]
     pub calls: usize,
-    /// Orders per round, for each of TypeScript pricing and native.
+    /// Orders per round, for each of TypeScript pricing and native (0: the
+    /// calls alone).
     #[arg(long, default_value_t = 3_000)]
     pub orders: usize,
     /// Rounds of the order comparison.
@@ -61,7 +65,9 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Row>> {
         authoring::build_if_stale(&repository().join("plugins").join(name))?;
     }
     let mut rows = calls(&args)?;
-    rows.push(orders(&args).await?);
+    if args.orders > 0 {
+        rows.push(orders(&args).await?);
+    }
     Ok(rows)
 }
 
@@ -99,52 +105,41 @@ fn calls(args: &Args) -> anyhow::Result<Vec<Row>> {
             );
         }
         answer = Some(output);
-        for _ in 0..args.calls / 10 {
-            policy.evaluate(&call)?;
-        }
-        let mut histogram = nanos()?;
-        let started = Instant::now();
-        for _ in 0..args.calls {
-            let at = Instant::now();
-            black_box(policy.evaluate(black_box(&call))?);
-            histogram.saturating_record(elapsed_nanos(at));
-        }
-        let per_second = args.calls as f64 / started.elapsed().as_secs_f64();
-        let p50 = micros(&histogram, 0.5);
+        let split = split::measure(&policy, &call, args.calls)?;
+        let [p50, p99] = split.total;
         println!(
-            "{:<12} {:>10.1} {:>10.1} {:>10} {:>10.2}µs {:>9.0}x",
+            "{:<12} {:>10.1} {:>10.1} {:>10} {:>10.2}µs {:>9.0}x  {}",
             language,
             p50,
-            micros(&histogram, 0.99),
+            p99,
             report.fuel,
             micros(&natively, 0.5),
-            p50 / micros(&natively, 0.5).max(0.001)
+            p50 / micros(&natively, 0.5).max(0.001),
+            split.describe(),
         );
-        let verdict = if goal.is_finite() {
-            format!(
-                "; goal p50 <= {goal:.0} µs: {}",
-                if p50 <= goal { "met" } else { "missed" }
-            )
-        } else {
-            String::new()
-        };
-        rows.push(Row {
+        let row = Row {
             scenario: format!("one pricing call, {language} component ({name})"),
-            per_second,
+            per_second: 1e6 / split.mean,
             p50: p50 / 1000.0,
-            p95: micros(&histogram, 0.95) / 1000.0,
-            p99: micros(&histogram, 0.99) / 1000.0,
+            p95: split.p95 / 1000.0,
+            p99: p99 / 1000.0,
             errors: 0,
             ceiling: "the same call, native".to_owned(),
             ceiling_per_second: native_per_second,
-            target: None,
+            goals: Vec::new(),
             note: format!(
                 "calls one at a time; p50 {p50:.1} µs against native {:.2} µs ({:.0}x); \
-                 {} instructions of fuel{verdict}",
+                 {} instructions of fuel; {}",
                 micros(&natively, 0.5),
                 p50 / micros(&natively, 0.5).max(0.001),
-                report.fuel
+                report.fuel,
+                split.describe(),
             ),
+        };
+        rows.push(if goal.is_finite() {
+            row.goal(format!("p50 ≤ {goal:.0} µs"), p50 <= goal)
+        } else {
+            row
         });
     }
     println!();
@@ -185,7 +180,7 @@ async fn orders(args: &Args) -> anyhow::Result<Row> {
     })
     .await?;
     let measured = async {
-        let [with_ts, with_native] = alternate_orders(
+        let ([with_ts, with_native], rounds) = alternate_orders(
             [
                 ("TypeScript pricing", &ts, "pricing-bulk-ts@1.0.0"),
                 ("native pricing", &native, "pricing-standard@native"),
@@ -215,10 +210,11 @@ async fn orders(args: &Args) -> anyhow::Result<Row> {
         )
         .target(0.75)
         .note(format!(
-            "{} rounds of {} orders each, alternating; pricing-bulk-ts in the pricing slot, \
-             coupon and order rules native; native p50 {:.2} ms, p99 {:.2} ms",
+            "{} rounds of {} orders each, alternating, round by round {}; pricing-bulk-ts in \
+             the pricing slot, coupon and order rules native; native p50 {:.2} ms, p99 {:.2} ms",
             args.rounds,
             args.orders,
+            percents(&rounds),
             with_native.millis_at(0.5),
             with_native.millis_at(0.99)
         )))

@@ -16,9 +16,17 @@ pub struct Row {
     pub errors: usize,
     pub ceiling: String,
     pub ceiling_per_second: f64,
-    /// What the scenario is expected to reach, as a ratio of the ceiling.
-    pub target: Option<f64>,
+    /// What the scenario is expected to reach, each judged when it is set.
+    pub goals: Vec<Goal>,
     pub note: String,
+}
+
+/// One goal of a row, e.g. `≥ 60%` of the ceiling or `p99 ≤ 20 µs`, and
+/// whether the run met it.
+#[derive(Debug, Clone)]
+pub struct Goal {
+    pub text: String,
+    pub met: bool,
 }
 
 impl Row {
@@ -37,13 +45,23 @@ impl Row {
             errors: report.server_errors(),
             ceiling: ceiling.into(),
             ceiling_per_second,
-            target: None,
+            goals: Vec::new(),
             note: String::new(),
         }
     }
 
-    pub fn target(mut self, ratio: f64) -> Self {
-        self.target = Some(ratio);
+    /// A goal on the ratio to the ceiling: at least `ratio` of it.
+    pub fn target(self, ratio: f64) -> Self {
+        let met = self.ratio() >= ratio;
+        self.goal(format!("≥ {:.0}%", ratio * 100.0), met)
+    }
+
+    /// Any other goal, judged by the caller.
+    pub fn goal(mut self, text: impl Into<String>, met: bool) -> Self {
+        self.goals.push(Goal {
+            text: text.into(),
+            met,
+        });
         self
     }
 
@@ -61,10 +79,12 @@ impl Row {
     }
 
     fn verdict(&self) -> &'static str {
-        match self.target {
-            Some(target) if self.ratio() >= target => "met",
-            Some(_) => "missed",
-            None => "",
+        if self.goals.is_empty() {
+            ""
+        } else if self.goals.iter().all(|goal| goal.met) {
+            "met"
+        } else {
+            "missed"
         }
     }
 }
@@ -72,9 +92,9 @@ impl Row {
 const HEADER: [&str; 11] = [
     "scenario",
     "req/s",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
+    "p50",
+    "p95",
+    "p99",
     "errors",
     "ceiling",
     "ceiling req/s",
@@ -87,18 +107,30 @@ fn cells(row: &Row) -> [String; 11] {
     [
         row.scenario.clone(),
         format!("{:.0}", row.per_second),
-        format!("{:.2}", row.p50),
-        format!("{:.2}", row.p95),
-        format!("{:.2}", row.p99),
+        latency(row.p50),
+        latency(row.p95),
+        latency(row.p99),
         row.errors.to_string(),
         row.ceiling.clone(),
         format!("{:.0}", row.ceiling_per_second),
         format!("{:.0}%", row.ratio() * 100.0),
-        row.target
-            .map(|t| format!("≥ {:.0}%", t * 100.0))
-            .unwrap_or_default(),
+        row.goals
+            .iter()
+            .map(|goal| goal.text.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         row.verdict().to_owned(),
     ]
+}
+
+/// Milliseconds as a cell: microseconds below one millisecond, so that a
+/// policy call's few microseconds do not print as 0.00.
+fn latency(millis: f64) -> String {
+    if millis < 1.0 {
+        format!("{:.1} µs", millis * 1000.0)
+    } else {
+        format!("{millis:.2} ms")
+    }
 }
 
 /// The rows as an aligned terminal table.

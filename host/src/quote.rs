@@ -192,9 +192,11 @@ pub async fn gather(
     })
 }
 
-/// Runs the policies on a blocking thread: a policy call is CPU work.
+/// Runs the policies: here when they are fast, else on a blocking thread
+/// (see [`crate::policy::evaluate`]).
 pub async fn evaluate(policies: Policies, inputs: PolicyInputs) -> Result<Quote> {
-    crate::policy::evaluate(move || evaluate_now(&policies, inputs))
+    let inline = policies.are_fast(inputs.coupon.is_some());
+    crate::policy::evaluate(inline, move || evaluate_now(&policies, inputs))
         .await
         .map_err(Error::Internal)?
 }

@@ -345,6 +345,47 @@ async fn a_swap_through_one_instance_reaches_the_other_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_gets_a_fresh_instance_on_every_instance_under_load() {
+    // `isolation-counter` prices each unit at the number of calls its
+    // instance has answered: anything but 1 is state surviving a call.
+    let deployment = Deployment::start_many(2).await;
+    let (a, b) = (deployment.instance(0), deployment.instance(1));
+    let (user, pen) = shop(a).await;
+    assert_eq!(
+        upload(a, "pricing", "isolation-counter").await.0,
+        StatusCode::OK
+    );
+    let started = Instant::now();
+    while active(b, "pricing").await["name"] != "isolation-counter" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B never swapped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let totals = concurrently(32, |task| {
+        let app = deployment.instance(task % 2).clone();
+        let (user, pen) = (user.clone(), pen.clone());
+        async move {
+            let mut totals = Vec::new();
+            for n in 0..25 {
+                let quantity = 1 + (task + n) as i64 % 3;
+                let quote: Value =
+                    expect(quote_request(&app, &user, &pen, quantity), StatusCode::OK).await;
+                totals.push((quantity, quote["total"].clone()));
+            }
+            totals
+        }
+    })
+    .await;
+    let totals: Vec<(i64, Value)> = totals.into_iter().flatten().collect();
+    assert_eq!(totals.len(), 800);
+    for (quantity, total) in totals {
+        assert_eq!(total, json!(quantity), "a call saw an earlier call's state");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_swaps_under_load_on_two_instances_fail_no_request() {
     let deployment = Deployment::start_many(2).await;
     let (user, pen) = shop(deployment.app()).await;

@@ -189,7 +189,7 @@ async fn check(
         config: Vec::new(),
     };
     let policy = state.policies.registry.active(Slot::Coupon);
-    let decision = crate::policy::evaluate(move || policy.can_issue(input))
+    let decision = crate::policy::evaluate(policy.is_fast(), move || policy.can_issue(input))
         .await
         .map_err(Error::Internal)??;
     decision.map_err(Error::CouponNotEligible)

@@ -395,13 +395,18 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 
 fn build_rust(repo: &Repository, dir: &Path, plugin: &Described) -> anyhow::Result<Vec<u8>> {
     const TARGET: &str = "wasm32-wasip2";
-    let target_dir = repo.work().join("rust");
+    // Absolute: cargo runs in the plugin's folder (see below).
+    let dir = &std::path::absolute(dir)?;
+    let target_dir = std::path::absolute(repo.work().join("rust"))?;
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command
         .args(["build", "--release", "--target", TARGET, "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
+        // Cargo reads `.cargo/config.toml` (how the component is linked)
+        // from the folder it runs in and the folders above it.
+        .current_dir(dir)
         // The author's own settings for the host must not reach the guest.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

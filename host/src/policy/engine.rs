@@ -26,8 +26,8 @@ use std::{
 use serde::Serialize;
 use utoipa::ToSchema;
 use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    StoreLimits, StoreLimitsBuilder, Trap,
+    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy,
+    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap,
     component::{Component, Linker},
 };
 
@@ -56,6 +56,11 @@ pub const TIME_PER_CALL: Duration = Duration::from_millis(250);
 pub const MAX_TIME_PER_CALL: Duration = Duration::from_secs(1);
 /// Pooled memories returned to the kernel in one batch.
 const DECOMMIT_BATCH: usize = 16;
+/// Memory (and table) bytes a pooled slot keeps resident between calls,
+/// reset in place: the pages a call wrote when the kernel can say which
+/// (PAGEMAP_SCAN), else the first bytes by memset (see `config`).
+const KEEP_RESIDENT_SCANNED: usize = 64 << 20;
+const KEEP_RESIDENT_MEMSET: usize = 192 << 10;
 /// Core instances, memories and tables a call may create, and table size:
 /// far above what a component of any of the supported languages needs.
 const MAX_INSTANCES: usize = 64;
@@ -283,21 +288,43 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
     // Without wasmtime's `parallel-compilation` feature a compilation keeps
     // to one core (see `compile`); a warm start reads the cache instead.
     config.cache(cache);
-    // Pooled memories are returned to the kernel between calls (wasmtime's
-    // default), not kept resident: `bench polyglot` measured keeping 1, 16
-    // or 64 MB resident slower for every language (a Rust call 14 -> ~50 us,
-    // TypeScript 630 -> 730-900 us), the reset's memset costing more than the
-    // page faults it saves. Memory images are copy-on-write (also the default).
     if pooling {
+        // Every call gets a fresh instance from the pool, and its memory is
+        // reset to the component's image when the call's store is dropped.
+        // What that reset costs is most of what a small call costs
+        // (`bench calls` prints the split):
+        // - with the kernel's PAGEMAP_SCAN (Linux 6.7+), only the pages the
+        //   call wrote are found and restored in place, up to the kept size,
+        //   so a call faults in nothing and a 12-18 MB TypeScript or Python
+        //   image costs what it dirtied, not its size;
+        // - without it, the kept bytes are reset by memset, so they are sized
+        //   to what a Rust policy touches (its 64 KiB stack, data, first heap
+        //   pages: plugins/.cargo/config.toml), and the rest is returned to
+        //   the kernel.
+        let keep = if PoolingAllocationConfig::is_pagemap_scan_available() {
+            KEEP_RESIDENT_SCANNED
+        } else {
+            KEEP_RESIDENT_MEMSET
+        };
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(512)
             .total_core_instances(2048)
             .total_memories(1024)
             .total_tables(1024)
             .max_memory_size(MAX_MEMORY_PER_CALL)
-            .decommit_batch_size(DECOMMIT_BATCH);
+            .decommit_batch_size(DECOMMIT_BATCH)
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(keep)
+            .table_keep_resident(keep);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         config.memory_reservation(MAX_MEMORY_PER_CALL as u64);
+        // No guard pages: 128 MiB reservations are bounds-checked explicitly
+        // anyway (only a 4 GiB one lets the compiler elide checks), and with
+        // guard pages every reuse of a slot shrinks its accessible part with
+        // an `mprotect` (a TLB shootdown on every core) after the guest's
+        // allocator grew it: ~10 µs of a call.
+        config.memory_guard_size(0);
+        config.guard_before_linear_memory(false);
     }
     config
 }

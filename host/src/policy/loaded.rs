@@ -1,7 +1,14 @@
 //! One loaded version of a policy: compiled once, instantiated per call (or
 //! a native policy, called directly).
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -119,6 +126,46 @@ pub struct LoadedPolicy {
     /// The slot's shadow, offered every call this version serves; none for
     /// a version loaded outside a deployment (the runner, a candidate).
     shadow: Option<Arc<ShadowSlot>>,
+    /// Whether its last call succeeded within [`super::INLINE_CALL`], so
+    /// that the next may run on the asking task's own thread (see
+    /// [`super::evaluate`]). A component starts out unproven; a native
+    /// policy is always fast.
+    fast: AtomicBool,
+    /// `name@version`, made once.
+    label: String,
+    /// The call metrics' handles, one set per function of the slot:
+    /// registered once here, not looked up by their labels on every call.
+    metrics: Vec<CallMetrics>,
+}
+
+/// The metrics of one function of one loaded version.
+struct CallMetrics {
+    function: &'static str,
+    succeeded: metrics::Counter,
+    failed: metrics::Counter,
+    duration: metrics::Histogram,
+    fuel: metrics::Histogram,
+}
+
+impl CallMetrics {
+    fn new(slot: Slot, policy: &str, function: &'static str) -> Self {
+        let labels = |outcome: Option<&'static str>| {
+            let mut labels = vec![
+                metrics::Label::new("slot", slot.as_str()),
+                metrics::Label::new("policy", policy.to_owned()),
+                metrics::Label::new("function", function),
+            ];
+            labels.extend(outcome.map(|outcome| metrics::Label::new("outcome", outcome)));
+            labels
+        };
+        Self {
+            function,
+            succeeded: metrics::counter!("policy_calls_total", labels(Some("ok"))),
+            failed: metrics::counter!("policy_calls_total", labels(Some("failed"))),
+            duration: metrics::histogram!("policy_call_duration_seconds", labels(None)),
+            fuel: metrics::histogram!("policy_call_fuel", labels(None)),
+        }
+    }
 }
 
 impl LoadedPolicy {
@@ -161,6 +208,13 @@ impl LoadedPolicy {
         let mut info = info;
         info.config = metadata::to_object(&config);
         info.config_keys = compiled.config_keys;
+        let label = format!("{}@{}", info.name, info.version);
+        let metrics = slot
+            .functions()
+            .iter()
+            .map(|function| CallMetrics::new(slot, &label, function))
+            .collect();
+        let fast = AtomicBool::new(matches!(implementation, Implementation::Native(_)));
         let mut policy = Self {
             info,
             config,
@@ -168,6 +222,9 @@ impl LoadedPolicy {
             component,
             implementation,
             shadow,
+            fast,
+            label,
+            metrics,
         };
         policy.info.contract = policy.contract().version().to_owned();
         Ok(Arc::new(policy))
@@ -175,7 +232,7 @@ impl LoadedPolicy {
 
     /// `name@version`, as orders record it.
     pub fn label(&self) -> String {
-        format!("{}@{}", self.info.name, self.info.version)
+        self.label.clone()
     }
 
     /// The contract version the component was built against; a native
@@ -187,6 +244,12 @@ impl LoadedPolicy {
         }
     }
 
+    /// Whether its calls may run on the asking task's thread: its last call
+    /// succeeded within [`super::INLINE_CALL`].
+    pub fn is_fast(&self) -> bool {
+        self.fast.load(Ordering::Relaxed)
+    }
+
     /// Runs `call` exactly as given (its config included) in a fresh store,
     /// and records the call's metrics. Nothing is logged and no shadow runs:
     /// shadows and replays use this to run a candidate.
@@ -194,11 +257,10 @@ impl LoadedPolicy {
         if call.slot() != self.info.slot {
             return Err(self.wrong_slot(call.slot()));
         }
-        let label = self.label();
         let limits = engine::Limits::of(self.info.slot);
         let (result, report) = match &self.implementation {
             Implementation::Component(prepared) => {
-                let mut store = PolicyEngine::get().store_with(&label, limits);
+                let mut store = PolicyEngine::get().store_with(&self.label, limits);
                 let started = Instant::now();
                 let result = prepared.call(&mut store, call);
                 (result, CallReport::of(&store, started))
@@ -209,22 +271,24 @@ impl LoadedPolicy {
                 (Ok(output), CallReport::native(started))
             }
         };
-        let outcome = if result.is_ok() { "ok" } else { "failed" };
-        let labels = [
-            ("slot", self.info.slot.as_str().to_owned()),
-            ("policy", label.clone()),
-            ("function", call.function().to_owned()),
-            ("outcome", outcome.to_owned()),
-        ];
-        metrics::counter!("policy_calls_total", &labels).increment(1);
-        metrics::histogram!("policy_call_duration_seconds", &labels[..3])
-            .record(report.elapsed.as_secs_f64());
-        metrics::histogram!("policy_call_fuel", &labels[..3]).record(report.fuel as f64);
+        self.fast.store(
+            result.is_ok() && report.elapsed <= super::INLINE_CALL,
+            Ordering::Relaxed,
+        );
+        if let Some(metrics) = self.metrics.iter().find(|m| m.function == call.function()) {
+            if result.is_ok() {
+                metrics.succeeded.increment(1);
+            } else {
+                metrics.failed.increment(1);
+            }
+            metrics.duration.record(report.elapsed.as_secs_f64());
+            metrics.fuel.record(report.fuel as f64);
+        }
         match result {
             Ok(output) => Ok((output, report)),
             Err(err) => Err(PolicyError::Unavailable {
                 slot: self.info.slot,
-                policy: label,
+                policy: self.label(),
                 reason: engine::describe_failure_within(&err, limits),
             }),
         }

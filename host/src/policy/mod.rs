@@ -74,6 +74,16 @@ impl Slot {
         }
     }
 
+    /// The functions a component in this slot exports, as case files and
+    /// metrics name them.
+    pub fn functions(self) -> &'static [&'static str] {
+        match self {
+            Slot::Pricing => &["price"],
+            Slot::Coupon => &["apply", "can_issue"],
+            Slot::OrderRules => &["check"],
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -123,6 +133,14 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A policy call that took at most this long may run on the async worker
+/// whose request asked for it: it is over sooner than the hop onto a
+/// blocking thread and back would be (`bench calls` prints both), and short
+/// enough not to hold up the worker's other tasks. A standard Rust policy
+/// takes a few microseconds; an interpreter's call (TypeScript, Python)
+/// hundreds, and keeps to the blocking threads.
+pub const INLINE_CALL: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// One policy evaluation at a time per core, process-wide. A burst would
 /// otherwise run hundreds of calls at once on blocking threads that take
 /// turns on the cores, and a call kept off its core long enough runs out of
@@ -133,10 +151,18 @@ static CORES: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock:
     )
 });
 
-/// Runs `work` (policy calls: CPU work) on a blocking thread once a core is free.
+/// Runs `work` (policy calls: CPU work): right here when `inline` (every
+/// policy it calls is [`LoadedPolicy::is_fast`]), else on a blocking thread
+/// once a core is free. An inline call is still bounded by its slot's fuel
+/// and wall-clock limits; a policy that turns slow goes back to the
+/// blocking threads from its next call.
 pub async fn evaluate<T: Send + 'static>(
+    inline: bool,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
+    if inline {
+        return Ok(work());
+    }
     let _core = CORES.acquire().await?;
     Ok(tokio::task::spawn_blocking(work).await?)
 }

@@ -30,6 +30,16 @@ pub struct Policies {
     pub order_rules: Arc<LoadedPolicy>,
 }
 
+impl Policies {
+    /// Whether the policies an order asks (the coupon's only when it uses
+    /// one) may all be called on the asking task's thread.
+    pub fn are_fast(&self, with_coupon: bool) -> bool {
+        self.pricing.is_fast()
+            && self.order_rules.is_fast()
+            && (!with_coupon || self.coupon.is_fast())
+    }
+}
+
 impl Registry {
     pub fn new(
         environment: String,

@@ -29,6 +29,7 @@ pub fn files(plugin: &Plugin<'_>) -> Vec<(&'static str, String)> {
     match plugin.lang {
         Lang::Rust => {
             files.push(("Cargo.toml", fill(RUST_CARGO)));
+            files.push((".cargo/config.toml", RUST_LINKING.to_owned()));
             files.push(("src/lib.rs", fill(rust_source(plugin.slot))));
         }
         Lang::Ts => {
@@ -181,6 +182,10 @@ strip = true
 debug = false
 panic = "abort"
 "#;
+
+/// How the standard plugins are linked (a small stack), for cargo to find
+/// in the new plugin's folder.
+const RUST_LINKING: &str = include_str!("../../../../plugins/.cargo/config.toml");
 
 fn rust_source(slot: Slot) -> &'static str {
     match slot {
