@@ -71,6 +71,8 @@ pub struct Report {
     pub latency: Histogram<u64>,
     /// Answers by `"<status> <code>"` (the code of problem bodies only).
     pub outcomes: BTreeMap<String, usize>,
+    /// The latency of each kind of answer, as `latency` is of all.
+    pub latency_by_outcome: BTreeMap<String, Histogram<u64>>,
 }
 
 impl Report {
@@ -81,6 +83,31 @@ impl Report {
     /// A latency quantile in milliseconds.
     pub fn millis_at(&self, quantile: f64) -> f64 {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    /// Adds `other`'s requests, time and answers to these.
+    pub fn absorb(&mut self, other: Report) -> anyhow::Result<()> {
+        self.sent += other.sent;
+        self.elapsed += other.elapsed;
+        self.latency.add(&other.latency)?;
+        for (outcome, count) in other.outcomes {
+            *self.outcomes.entry(outcome).or_default() += count;
+        }
+        for (outcome, latency) in other.latency_by_outcome {
+            match self.latency_by_outcome.get_mut(&outcome) {
+                Some(into) => into.add(&latency)?,
+                None => {
+                    self.latency_by_outcome.insert(outcome, latency);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// p50 and p99 in milliseconds of the answers of one kind, e.g. `"201"`.
+    pub fn millis_of(&self, outcome: &str) -> Option<[f64; 2]> {
+        let latency = self.latency_by_outcome.get(outcome)?;
+        Some([0.5, 0.99].map(|q| latency.value_at_quantile(q) as f64 / 1000.0))
     }
 
     pub fn count(&self, outcome: &str) -> usize {
@@ -117,25 +144,25 @@ pub async fn run(
             drive(target, shape.requests, deadline, &next, request.as_ref()).await
         }));
     }
-    let mut report = Report {
-        sent: 0,
-        elapsed: Duration::ZERO,
-        latency: latency_histogram()?,
-        outcomes: BTreeMap::new(),
-    };
+    let mut report = Report::empty()?;
     for connection in connections {
-        let (sent, latency, outcomes) = connection.await??;
-        report.sent += sent;
-        report.latency.add(latency)?;
-        for (outcome, count) in outcomes {
-            *report.outcomes.entry(outcome).or_default() += count;
-        }
+        report.absorb(connection.await??)?;
     }
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-type Measured = (usize, Histogram<u64>, BTreeMap<String, usize>);
+impl Report {
+    fn empty() -> anyhow::Result<Self> {
+        Ok(Self {
+            sent: 0,
+            elapsed: Duration::ZERO,
+            latency: latency_histogram()?,
+            outcomes: BTreeMap::new(),
+            latency_by_outcome: BTreeMap::new(),
+        })
+    }
+}
 
 /// One connection's loop.
 async fn drive(
@@ -144,7 +171,7 @@ async fn drive(
     deadline: Instant,
     next: &AtomicUsize,
     request: &(impl Fn(usize) -> Call + Send + Sync),
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<Report> {
     let stream = TcpStream::connect(target)
         .await
         .with_context(|| format!("cannot connect to {target}"))?;
@@ -152,9 +179,7 @@ async fn drive(
     let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let host = target.to_string();
-    let mut latency = latency_histogram()?;
-    let mut outcomes = BTreeMap::new();
-    let mut sent = 0;
+    let mut report = Report::empty()?;
     loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
         if n >= total || Instant::now() >= deadline {
@@ -179,11 +204,21 @@ async fn drive(
         let response = sender.send_request(http_request).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
-        latency.saturating_record(u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX));
-        sent += 1;
-        *outcomes.entry(outcome(status, &body)).or_default() += 1;
+        let micros = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let outcome = outcome(status, &body);
+        report.latency.saturating_record(micros);
+        match report.latency_by_outcome.get_mut(&outcome) {
+            Some(latency) => latency.saturating_record(micros),
+            None => {
+                let mut latency = latency_histogram()?;
+                latency.saturating_record(micros);
+                report.latency_by_outcome.insert(outcome.clone(), latency);
+            }
+        }
+        report.sent += 1;
+        *report.outcomes.entry(outcome).or_default() += 1;
     }
-    Ok((sent, latency, outcomes))
+    Ok(report)
 }
 
 fn outcome(status: hyper::StatusCode, body: &[u8]) -> String {

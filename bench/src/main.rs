@@ -103,5 +103,8 @@ async fn main() -> anyhow::Result<()> {
 
 fn print(rows: Vec<report::Row>) -> anyhow::Result<()> {
     println!("{}", report::table(&rows));
+    for row in rows.iter().filter(|row| !row.note.is_empty()) {
+        println!("- {}: {}", row.scenario, row.note);
+    }
     Ok(())
 }

@@ -116,7 +116,7 @@ async fn measure(deployment: &Deployment, args: &Args) -> anyhow::Result<Vec<Row
             "pgbench: the order's SQL",
             ceiling.per_second,
         )
-        .target(0.5)
+        .target(0.9)
         .note(format!(
             "pgbench's average latency {:.2} ms at {clients} clients",
             ceiling.latency_ms

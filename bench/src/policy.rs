@@ -410,14 +410,7 @@ async fn shadow(args: &Args) -> anyhow::Result<()> {
 pub(crate) fn merge(into: &mut Option<Report>, run: Report) -> anyhow::Result<()> {
     match into {
         None => *into = Some(run),
-        Some(total) => {
-            total.sent += run.sent;
-            total.elapsed += run.elapsed;
-            total.latency.add(&run.latency)?;
-            for (outcome, count) in run.outcomes {
-                *total.outcomes.entry(outcome).or_default() += count;
-            }
-        }
+        Some(total) => total.absorb(run)?,
     }
     Ok(())
 }
