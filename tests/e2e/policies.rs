@@ -324,24 +324,24 @@ async fn a_swap_through_one_instance_reaches_the_other_within_a_second() {
     let (a, b) = (deployment.instance(0), deployment.instance(1));
     assert_eq!(active(b, "pricing").await["name"], "pricing-standard");
     assert_eq!(upload(a, "pricing", "pricing-bulk").await.0, StatusCode::OK);
-    let started = Instant::now();
-    while active(b, "pricing").await["name"] != "pricing-bulk" {
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "instance B still serves the old version"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    println!("instance B saw the swap after {:?}", started.elapsed());
+    let took = serves_within(b, "pricing", "pricing-bulk", Duration::from_secs(1)).await;
+    println!("instance B saw the swap after {took:?}");
     assert_eq!(rollback(b, "pricing").await.0, StatusCode::OK);
+    serves_within(a, "pricing", "pricing-standard", Duration::from_secs(1)).await;
+}
+
+/// Waits until `app` serves `name` in `slot`, at most `within`; how long it took.
+async fn serves_within(app: &Instance, slot: &str, name: &str, within: Duration) -> Duration {
     let started = Instant::now();
-    while active(a, "pricing").await["name"] != "pricing-standard" {
+    while active(app, slot).await["name"] != name {
         assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "instance A still serves the swapped version"
+            started.elapsed() < within,
+            "{} does not serve {name} in {slot} after {within:?}",
+            app.base
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,14 +355,7 @@ async fn every_call_gets_a_fresh_instance_on_every_instance_under_load() {
         upload(a, "pricing", "isolation-counter").await.0,
         StatusCode::OK
     );
-    let started = Instant::now();
-    while active(b, "pricing").await["name"] != "isolation-counter" {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "B never swapped"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    serves_within(b, "pricing", "isolation-counter", Duration::from_secs(5)).await;
     let totals = concurrently(32, |task| {
         let app = deployment.instance(task % 2).clone();
         let (user, pen) = (user.clone(), pen.clone());
