@@ -39,6 +39,10 @@ impl Application {
     /// checks the identity settings and binds the listener. Nothing is
     /// served until `run*`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // The recorder first: a loaded policy registers its call metrics
+        // once, when it is loaded, and a handle taken before the recorder
+        // exists records nothing.
+        let metrics = telemetry::metrics_handle();
         let admin_token = admin_token(&settings)?;
         let identity = Arc::new(Identity::start(&settings, admin_token).await?);
         let databases = db::connect(
@@ -79,7 +83,7 @@ impl Application {
             policies,
             db,
             redis,
-            metrics: telemetry::metrics_handle(),
+            metrics,
             settings,
         });
         Ok(Self {
