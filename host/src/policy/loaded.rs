@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Instant,
@@ -133,14 +133,15 @@ pub struct LoadedPolicy {
     fast: AtomicBool,
     /// `name@version`, made once.
     label: String,
-    /// The call metrics' handles, one set per function of the slot:
-    /// registered once here, not looked up by their labels on every call.
-    metrics: Vec<CallMetrics>,
+    /// The call metrics' handles, one set per function of the slot,
+    /// registered at the function's first call (a version that never serves
+    /// one, a checked upload say, shows none), not looked up by their labels
+    /// on every call.
+    metrics: Vec<(&'static str, OnceLock<CallMetrics>)>,
 }
 
 /// The metrics of one function of one loaded version.
 struct CallMetrics {
-    function: &'static str,
     succeeded: metrics::Counter,
     failed: metrics::Counter,
     duration: metrics::Histogram,
@@ -159,7 +160,6 @@ impl CallMetrics {
             labels
         };
         Self {
-            function,
             succeeded: metrics::counter!("policy_calls_total", labels(Some("ok"))),
             failed: metrics::counter!("policy_calls_total", labels(Some("failed"))),
             duration: metrics::histogram!("policy_call_duration_seconds", labels(None)),
@@ -212,7 +212,7 @@ impl LoadedPolicy {
         let metrics = slot
             .functions()
             .iter()
-            .map(|function| CallMetrics::new(slot, &label, function))
+            .map(|function| (*function, OnceLock::new()))
             .collect();
         let fast = AtomicBool::new(matches!(implementation, Implementation::Native(_)));
         let mut policy = Self {
@@ -275,7 +275,13 @@ impl LoadedPolicy {
             result.is_ok() && report.elapsed <= super::INLINE_CALL,
             Ordering::Relaxed,
         );
-        if let Some(metrics) = self.metrics.iter().find(|m| m.function == call.function()) {
+        if let Some((function, metrics)) = self
+            .metrics
+            .iter()
+            .find(|(function, _)| *function == call.function())
+        {
+            let metrics =
+                metrics.get_or_init(|| CallMetrics::new(self.info.slot, &self.label, function));
             if result.is_ok() {
                 metrics.succeeded.increment(1);
             } else {
