@@ -479,7 +479,10 @@ async fn a_sold_out_coupon_answers_without_the_policy(strategy: IssueStrategy) {
         .await;
     }
 
-    let asked = [can_issue_calls(a).await, can_issue_calls(b).await];
+    let asked = [
+        a.policy_calls("can_issue").await,
+        b.policy_calls("can_issue").await,
+    ];
     assert!(
         asked[0] + asked[1] >= 3,
         "kim, lee and park were checked: {asked:?}"
@@ -521,28 +524,13 @@ async fn a_sold_out_coupon_answers_without_the_policy(strategy: IssueStrategy) {
     assert_eq!((coupon.issued_quantity, coupon.remaining), (2, 0));
     assert_eq!(a.user_coupons(park, "").await.total, 0);
     assert_eq!(
-        [can_issue_calls(a).await, can_issue_calls(b).await],
+        [
+            a.policy_calls("can_issue").await,
+            b.policy_calls("can_issue").await
+        ],
         asked,
         "the coupon policy was asked about a sold-out coupon"
     );
-}
-
-/// How many `can-issue` calls the instance's coupon policy has answered.
-async fn can_issue_calls(app: &Instance) -> u64 {
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .expect("an answer")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|line| {
-            line.starts_with("policy_calls_total{") && line.contains(r#"function="can_issue""#)
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,6 +270,25 @@ impl Instance {
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
         self.request(method, path).bearer_auth(ADMIN_TOKEN)
     }
+
+    /// How many calls of the policy function `function` (`price`,
+    /// `can_issue`, ...) this instance's /metrics counts, every version and
+    /// outcome together.
+    pub async fn policy_calls(&self, function: &str) -> u64 {
+        let text = self
+            .get("/metrics")
+            .send()
+            .await
+            .expect("an answer")
+            .text()
+            .await
+            .expect("text");
+        let label = format!(r#"function="{function}""#);
+        text.lines()
+            .filter(|line| line.starts_with("policy_calls_total{") && line.contains(&label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
 }
 
 /// Sends and reads the answer's status and JSON body (`Null` when empty).
