@@ -15,8 +15,9 @@ use std::{
 };
 
 use anyhow::ensure;
+use commerce::cli::authoring;
 use commerce::policy::{
-    Slot, authoring,
+    Slot,
     call::{Call, Output},
     native::Native,
     runner,

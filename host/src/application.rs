@@ -14,13 +14,16 @@ use crate::{
     catalog::Catalog,
     config::{Settings, redact_url},
     coupons::Coupons,
-    db, http, idempotency,
+    db,
+    deployment::{self, PolicyService},
+    http, idempotency,
     identity::Identity,
     orders::Orders,
     outbox,
     points::Points,
-    policy::{self, service::PolicyService},
-    state::{AppState, Redis, RedisConn, Resources},
+    policy,
+    redis::{Redis, RedisConn},
+    state::{AppState, Resources},
     tasks::Tasks,
     telemetry,
     users::Users,
@@ -69,14 +72,14 @@ impl Application {
             coupons: Arc::new(Coupons::start(
                 db.clone(),
                 redis.clone(),
-                policies.clone(),
+                policies.registry.clone(),
                 settings.coupon_issue_strategy,
                 &tasks,
             )),
             orders: Arc::new(Orders::new(
                 db.clone(),
                 redis.clone(),
-                policies.clone(),
+                policies.registry.clone(),
                 outbox_wake.clone(),
                 settings.order_ttl(),
             )),
@@ -132,7 +135,7 @@ impl Application {
         tasks.spawn_until_stopped(|stop| state.policies.clone().follow(stop));
         if settings.watches_policies()
             && let Some(watch) =
-                policy::watch::PolicyWatch::start(state.policies.clone(), settings.clone())
+                deployment::watch::PolicyWatch::start(state.policies.clone(), settings.clone())
         {
             tasks.spawn_until_stopped(|stop| watch.follow(stop));
         }
@@ -156,6 +159,9 @@ impl Application {
         let limits = http::serve::Limits {
             max_connections: settings.max_connections,
             header_timeout: Duration::from_millis(settings.header_timeout_ms),
+            idle_timeout: Duration::from_millis(settings.idle_timeout_ms),
+            body_timeout: Duration::from_millis(settings.body_timeout_ms),
+            max_streams: settings.http2_max_streams,
         };
         http::serve::serve(listener, http::router(state), limits, stop).await;
         // Every request has been answered and the router (with the services'

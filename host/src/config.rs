@@ -64,8 +64,10 @@ pub struct Settings {
     #[arg(long, env = "ORDER_TTL_SECONDS", default_value_t = 600)]
     pub order_ttl_seconds: u64,
 
-    /// Most connections this process opens to PostgreSQL.
-    #[arg(long, env = "COMMERCE_DB_POOL_SIZE", default_value_t = 32)]
+    /// Most connections this process opens to PostgreSQL. Four processes of
+    /// the default fit PostgreSQL's default `max_connections` (100, of which
+    /// 3 are reserved for superusers).
+    #[arg(long, env = "COMMERCE_DB_POOL_SIZE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool_size: u32,
 
     /// Days the policy inputs of each order are kept, for `commerce policy replay`.
@@ -99,11 +101,22 @@ pub struct Settings {
     #[arg(long, env = "JWT_JWKS")]
     pub jwt_jwks: Option<String>,
 
-    /// When set, a token's `iss` must equal it.
+    /// Seconds between fetches of the JWKS.
+    #[arg(long, env = "JWT_JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jwt_jwks_refresh_secs: u64,
+
+    /// Milliseconds a token with an unknown `kid` waits, after the last
+    /// fetch, before it may fetch the JWKS again.
+    #[arg(long, env = "JWT_JWKS_REFETCH_COOLDOWN_MS", default_value_t = 5_000)]
+    pub jwt_jwks_refetch_cooldown_ms: u64,
+
+    /// When set, a token's `iss` must equal it (a token without one is
+    /// refused).
     #[arg(long, env = "JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 
-    /// When set, a token's `aud` must contain it.
+    /// When set, a token's `aud` (a string or an array) must hold it (a
+    /// token without one is refused).
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
@@ -112,9 +125,25 @@ pub struct Settings {
     pub max_connections: usize,
 
     /// How long a client may take to send a request's headers, in
-    /// milliseconds, before its connection is closed.
-    #[arg(long, env = "COMMERCE_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    /// milliseconds, before its connection is closed: from accept for a
+    /// connection's first request (a connection that sends nothing is
+    /// closed too), from the first byte for later ones.
+    #[arg(long, env = "COMMERCE_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_ms: u64,
+
+    /// How long a connection may stay open with no request in flight, in
+    /// milliseconds (HTTP/1 keep-alive, HTTP/2 with only PINGs).
+    #[arg(long, env = "COMMERCE_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_ms: u64,
+
+    /// How long a request's body may take to arrive, in milliseconds from
+    /// the request's start, before it answers `408 REQUEST_TIMEOUT`.
+    #[arg(long, env = "COMMERCE_BODY_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+
+    /// Most requests in flight at once on one HTTP/2 connection.
+    #[arg(long, env = "COMMERCE_HTTP2_MAX_STREAMS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_streams: u32,
 
     /// Days a published outbox event is kept in PostgreSQL.
     #[arg(long, env = "OUTBOX_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
@@ -150,8 +179,16 @@ impl std::fmt::Debug for Settings {
             .field("jwt_jwks", &self.jwt_jwks.as_deref().map(redact_url))
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_jwks_refresh_secs", &self.jwt_jwks_refresh_secs)
+            .field(
+                "jwt_jwks_refetch_cooldown_ms",
+                &self.jwt_jwks_refetch_cooldown_ms,
+            )
             .field("max_connections", &self.max_connections)
             .field("header_timeout_ms", &self.header_timeout_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("body_timeout_ms", &self.body_timeout_ms)
+            .field("http2_max_streams", &self.http2_max_streams)
             .finish_non_exhaustive()
     }
 }

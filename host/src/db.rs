@@ -35,6 +35,35 @@ pub struct Databases {
 /// hold one each, a third lets one reconnect while the other still holds.
 const DIRECT_CONNECTIONS: u32 = 3;
 
+/// Says at start how many processes of this pool size PostgreSQL admits, and
+/// warns when a second one would not fit: the process past the limit
+/// answers `503` on every request that needs the database.
+async fn say_how_many_fit(pool: &PgPool, pool_size: u32) {
+    let admitted: sqlx::Result<i32> = sqlx::query_scalar(
+        "select current_setting('max_connections')::int
+              - current_setting('superuser_reserved_connections')::int",
+    )
+    .fetch_one(pool)
+    .await;
+    let Ok(admitted) = admitted else { return };
+    let fit = u32::try_from(admitted).unwrap_or(0) / pool_size.max(1);
+    if fit < 2 {
+        tracing::warn!(
+            admitted,
+            pool_size,
+            fit,
+            "PostgreSQL admits fewer than two processes of this pool size (COMMERCE_DB_POOL_SIZE)"
+        );
+    } else {
+        tracing::info!(
+            admitted,
+            pool_size,
+            fit,
+            "PostgreSQL connections: this many processes of this pool size fit"
+        );
+    }
+}
+
 /// Creates the database when it is missing, connects and applies migrations.
 pub async fn prepare(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     Ok(connect(url, url, max_connections).await?.pool)
@@ -79,6 +108,7 @@ pub async fn connect(
         .await
         .context("cannot apply the database migrations")?;
     if !pooled {
+        say_how_many_fit(&direct, max_connections).await;
         return Ok(Databases {
             pool: direct.clone(),
             direct,

@@ -5,7 +5,10 @@
 //! Only `http/` knows how each is answered (status, `code`, extra members);
 //! the variants carry the context those answers need.
 
-use crate::policy::Slot;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::policy::slot::{PolicyError, Slot};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -62,7 +65,7 @@ pub enum Error {
     #[error("the coupon does not apply to this order: {0}")]
     CouponNotApplicable(String),
     #[error("the order rules refused the order")]
-    OrderRejected(Vec<crate::quote::RuleViolation>),
+    OrderRejected(Vec<RuleViolation>),
     #[error("order {0} does not exist")]
     OrderNotFound(i64),
     #[error("not enough stock for products {0:?}")]
@@ -75,6 +78,13 @@ pub enum Error {
     OrderNotCancellable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// One reason the order rules refused an order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RuleViolation {
+    pub code: String,
+    pub message: String,
 }
 
 impl Error {
@@ -119,9 +129,8 @@ impl Error {
     }
 }
 
-impl From<crate::policy::PolicyError> for Error {
-    fn from(err: crate::policy::PolicyError) -> Self {
-        use crate::policy::PolicyError;
+impl From<PolicyError> for Error {
+    fn from(err: PolicyError) -> Self {
         match err {
             PolicyError::Unavailable { .. } => Self::PolicyUnavailable(err.to_string()),
             PolicyError::InvalidComponent(reason) => Self::InvalidComponent(reason),

@@ -17,7 +17,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{error::Result, state::Redis};
+use crate::{error::Result, redis::Redis};
 
 /// Rows published per transaction.
 const BATCH: i64 = 200;
@@ -44,11 +44,17 @@ pub fn stream(redis: &Redis) -> String {
     redis.key("events:orders")
 }
 
-/// Writes an event about an order in the caller's transaction.
-pub async fn record(tx: &mut PgConnection, kind: &str, order: &impl Serialize) -> Result<()> {
+/// Writes an event about order `order_id` in the caller's transaction. The
+/// relay publishes `payload` with the event's `event_id`, `type` and
+/// `occurred_at` (the transaction's time) added.
+pub async fn record(
+    tx: &mut PgConnection,
+    kind: &str,
+    order_id: i64,
+    payload: &impl Serialize,
+) -> Result<()> {
     let payload =
-        serde_json::to_value(order).map_err(|err| crate::error::Error::Internal(err.into()))?;
-    let order_id = payload["id"].as_i64().unwrap_or_default();
+        serde_json::to_value(payload).map_err(|err| crate::error::Error::Internal(err.into()))?;
     sqlx::query("insert into outbox (type, order_id, payload) values ($1, $2, $3)")
         .bind(kind)
         .bind(order_id)
@@ -72,12 +78,16 @@ struct Event {
 async fn publish_batch(db: &PgPool, redis: &Redis, maxlen: u64) -> anyhow::Result<usize> {
     let mut tx = db.begin().await?;
     let events: Vec<Event> = sqlx::query_as(
-        "select id, event_id, type, order_id, payload
+        r#"select id, event_id, type, order_id,
+                payload || jsonb_build_object('event_id', event_id, 'type', type,
+                                              'occurred_at', to_char(created_at at time zone 'utc',
+                                                                     'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+                  as payload
            from outbox
           where published_at is null
           order by id
           limit $1
-            for update skip locked",
+            for update skip locked"#,
     )
     .bind(BATCH)
     .fetch_all(&mut *tx)

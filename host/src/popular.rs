@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use crate::{error::Result, state::Redis};
+use crate::{error::Result, redis::Redis};
 
 pub const DAYS: std::ops::RangeInclusive<u32> = 1..=30;
 pub const LIMIT: std::ops::RangeInclusive<u32> = 1..=50;

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::{
     coupons::{self, Coupon, HeldStatus},
-    error::{Error, Result},
+    error::{Error, Result, RuleViolation},
     policy::{
         LoadedPolicy, PolicyError,
         bindings::{
@@ -49,6 +49,44 @@ pub struct QuotedLine {
     pub line_total: i64,
     /// Why the pricing policy took something off; empty when it did not.
     pub reason: String,
+    /// Who took what off this line.
+    pub adjustments: Vec<Adjustment>,
+}
+
+/// What one rule took off one line, in the order the rules ran: the base
+/// pricing policy first. A line's adjustments add up to its `discount`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Adjustment {
+    /// `base` (the slot's active policy) or `promotion`.
+    pub source: AdjustmentSource,
+    /// The promotion's id; `null` for the base.
+    pub promotion_id: Option<i64>,
+    /// `name@version` of the rule's component.
+    pub policy: String,
+    pub discount: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentSource {
+    Base,
+}
+
+impl Adjustment {
+    /// The base policy's adjustment of a line: none when it took nothing off.
+    pub fn of_base(policy: &str, discount: i64, reason: &str) -> Vec<Adjustment> {
+        if discount == 0 {
+            return Vec::new();
+        }
+        vec![Adjustment {
+            source: AdjustmentSource::Base,
+            promotion_id: None,
+            policy: policy.to_owned(),
+            discount,
+            reason: reason.to_owned(),
+        }]
+    }
 }
 
 /// `name@version` of each policy that priced a cart.
@@ -277,6 +315,11 @@ fn evaluate_now(policies: &Policies, inputs: PolicyInputs) -> Result<Quote> {
             unit_price: line.unit_price,
             discount: line.discount,
             line_total: line.line_total,
+            adjustments: Adjustment::of_base(
+                &policies.pricing.label(),
+                line.discount,
+                &price.reason,
+            ),
             reason: price.reason,
         })
         .collect();
@@ -359,13 +402,6 @@ fn priced_lines(
             })
         })
         .collect()
-}
-
-/// One reason the order rules refused an order.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RuleViolation {
-    pub code: String,
-    pub message: String,
 }
 
 impl From<Violation> for RuleViolation {

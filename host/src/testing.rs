@@ -4,7 +4,7 @@
 
 use sqlx::PgPool;
 
-use crate::{coupons, db, state::Redis};
+use crate::{coupons, db, redis::Redis};
 
 fn database_url(name: &str) -> String {
     let base = std::env::var("TEST_DATABASE_URL")
@@ -25,7 +25,7 @@ pub(crate) async fn redis() -> Redis {
     let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let client = redis::Client::open(url).expect("a Redis URL");
     Redis {
-        conn: crate::state::RedisConn::Single(
+        conn: crate::redis::RedisConn::Single(
             redis::aio::ConnectionManager::new(client)
                 .await
                 .expect("Redis for tests"),

@@ -248,13 +248,19 @@ async fn a_configuration_is_an_object_of_strings_the_component_declares() {
         json!(["days", "7"]),
         json!("days=7"),
         json!(null),
+        // PostgreSQL cannot store NUL: refused where the request is read.
+        json!({ "k\u{0}": "x" }),
+        json!({ "k": "x\u{0}" }),
+        json!({ "days": "7".repeat(1_001) }),
     ] {
-        expect_problem(
-            app.admin(Method::PUT, &config("coupon")).json(&body),
-            StatusCode::BAD_REQUEST,
-            "INVALID_CONFIG",
-        )
-        .await;
+        for slot in ["coupon", "order_rules"] {
+            expect_problem(
+                app.admin(Method::PUT, &config(slot)).json(&body),
+                StatusCode::BAD_REQUEST,
+                "INVALID_CONFIG",
+            )
+            .await;
+        }
     }
     expect_problem(
         app.admin(Method::PUT, &config("coupon")).body("{not json"),

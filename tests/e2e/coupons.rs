@@ -15,7 +15,7 @@ use std::{
 
 use commerce::{
     coupons::IssueStrategy,
-    state::{Redis, RedisConn},
+    redis::{Redis, RedisConn},
 };
 use commerce_tests::*;
 use redis::aio::ConnectionManager;

@@ -1,5 +1,5 @@
-//! A server that expects hostile clients: slow headers and too many
-//! connections, prices that overflow a total, refunds near the wallet cap,
+//! A server that expects hostile clients: silent, slow and idle connections
+//! and too many of them, prices that overflow a total, refunds near the wallet cap,
 //! deep pages, made-up methods in metrics labels, readiness that leaks
 //! nothing.
 
@@ -13,67 +13,164 @@ use tokio::{
     net::TcpStream,
 };
 
-/// Opens a connection that sends a request's headers one byte every 100 ms
-/// and never finishes them; returns when the server closes it, or after 10 s.
-async fn slow_client(address: String) -> Duration {
+/// How a held connection misbehaves.
+#[derive(Debug, Clone, Copy)]
+enum Hold {
+    /// Connects and sends nothing.
+    Silent,
+    /// Sends a request's headers one byte every 100 ms.
+    SlowHeaders,
+    /// Sends complete headers, then the body one byte every 100 ms.
+    SlowBody,
+    /// Speaks HTTP/2 (h2c), asks once, then only answers and sends PINGs.
+    IdleHttp2,
+}
+
+/// Holds one connection the way `hold` says; returns how long it stayed open
+/// and what the server answered on it, after 10 s at most.
+async fn hold(address: String, hold: Hold) -> (Duration, Option<String>) {
     let started = Instant::now();
     let mut stream = TcpStream::connect(address).await.expect("a connection");
-    let head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
-    let mut sent = 0;
-    let mut buffer = [0u8; 256];
-    while started.elapsed() < Duration::from_secs(10) {
-        let byte = [head.get(sent).copied().unwrap_or(b'a')];
-        if stream.write_all(&byte).await.is_err() {
-            return started.elapsed();
+    let limit = Duration::from_secs(10);
+    match hold {
+        Hold::IdleHttp2 => {
+            let (mut send, mut connection) = h2::client::handshake(stream).await.expect("h2c");
+            let request = axum::http::Request::get("http://localhost/healthz")
+                .body(())
+                .expect("a request");
+            let mut pings = connection.ping_pong().expect("a PING handle");
+            let driven = tokio::spawn(async move {
+                let _ = tokio::time::timeout(limit, connection).await;
+            });
+            let (answer, _) = send.send_request(request, true).expect("a stream");
+            let status = answer.await.expect("an answer").status().to_string();
+            // Only PINGs from here on: the connection carries no request.
+            let pinging = tokio::spawn(async move {
+                while pings.ping(h2::Ping::opaque()).await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            let _ = driven.await;
+            pinging.abort();
+            (started.elapsed(), Some(status))
         }
-        sent += 1;
-        // A closed connection reads as 0 bytes (or an error) at once.
-        if let Ok(read) =
-            tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buffer)).await
-        {
-            match read {
-                Ok(0) | Err(_) => return started.elapsed(),
-                Ok(_) => {}
+        Hold::Silent | Hold::SlowHeaders | Hold::SlowBody => {
+            let (head, trickle): (&[u8], _) = match hold {
+                Hold::Silent => (b"", None),
+                Hold::SlowHeaders => (b"", Some(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".as_slice())),
+                _ => (
+                    b"POST /api/v1/users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+                    Some(b"{\"name\": \"".as_slice()),
+                ),
+            };
+            stream.write_all(head).await.expect("the head");
+            let mut sent = 0;
+            let mut answer = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while started.elapsed() < limit {
+                if let Some(trickle) = trickle {
+                    let byte = [trickle.get(sent).copied().unwrap_or(b'a')];
+                    sent += 1;
+                    if stream.write_all(&byte).await.is_err() {
+                        break;
+                    }
+                }
+                // A closed connection reads as 0 bytes (or an error) at once.
+                let read =
+                    tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buffer));
+                match read.await {
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(read)) => answer.extend_from_slice(&buffer[..read]),
+                    Err(_) => {}
+                }
             }
+            let answer =
+                (!answer.is_empty()).then(|| String::from_utf8_lossy(&answer).into_owned());
+            (started.elapsed(), answer)
         }
     }
-    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_clients_are_closed_and_open_connections_are_capped() {
+async fn every_kind_of_quiet_connection_is_closed_on_its_timer() {
+    const TIMER: Duration = Duration::from_millis(1_000);
     let deployment = Deployment::start_with(1, |settings| {
-        settings.header_timeout_ms = 1_000;
+        settings.header_timeout_ms = TIMER.as_millis() as u64;
+        settings.idle_timeout_ms = TIMER.as_millis() as u64;
+        settings.body_timeout_ms = TIMER.as_millis() as u64;
         settings.max_connections = 4;
     })
     .await;
     let app = deployment.app();
     let address = app.base.trim_start_matches("http://").to_owned();
-    let started = Instant::now();
-    // Four slow clients take every connection the server serves at once.
-    let slow: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(slow_client(address.clone())))
-        .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // A fifth client waits in the backlog until the slow ones are closed.
-    let fresh = reqwest::Client::new();
-    let response = fresh
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("an answer once a connection is free");
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "the cap let a fifth connection in at once"
-    );
-    for client in slow {
-        let held = client.await.expect("a slow client");
+    for kind in [
+        Hold::Silent,
+        Hold::SlowHeaders,
+        Hold::SlowBody,
+        Hold::IdleHttp2,
+    ] {
+        let started = Instant::now();
+        // Four held connections take every connection the server serves.
+        let held: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(hold(address.clone(), kind)))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Another client waits in the backlog until the timers free a slot.
+        let response = reqwest::Client::new()
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .expect("an answer once a connection is free");
+        assert_eq!(response.status(), StatusCode::OK, "{kind:?}");
+        let waited = started.elapsed();
         assert!(
-            held < Duration::from_secs(3),
-            "a slow client held its connection for {held:?}"
+            waited >= TIMER - Duration::from_millis(100),
+            "{kind:?}: the cap let a fifth connection in after {waited:?}"
         );
+        assert!(
+            waited <= TIMER + Duration::from_millis(1_500),
+            "{kind:?}: another client waited {waited:?} for /healthz"
+        );
+        for connection in held {
+            let (open, answer) = connection.await.expect("a held connection");
+            assert!(
+                open < TIMER + Duration::from_millis(2_000),
+                "{kind:?}: a connection stayed open {open:?}"
+            );
+            match kind {
+                Hold::SlowBody => {
+                    let answer = answer.unwrap_or_default();
+                    assert!(
+                        answer.starts_with("HTTP/1.1 408") && answer.contains("REQUEST_TIMEOUT"),
+                        "a slow body's answer: {answer}"
+                    );
+                }
+                Hold::IdleHttp2 => assert_eq!(answer.as_deref(), Some("200 OK")),
+                Hold::Silent | Hold::SlowHeaders => {}
+            }
+        }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_carries_a_bounded_number_of_streams() {
+    let deployment = Deployment::start_with(1, |settings| settings.http2_max_streams = 3).await;
+    let address = deployment
+        .app()
+        .base
+        .trim_start_matches("http://")
+        .to_owned();
+    let stream = TcpStream::connect(address).await.expect("a connection");
+    let (send, connection) = h2::client::handshake(stream).await.expect("h2c");
+    tokio::spawn(connection);
+    let mut send = send.ready().await.expect("ready to send");
+    let request = axum::http::Request::get("http://localhost/healthz")
+        .body(())
+        .expect("a request");
+    let (answer, _) = send.send_request(request, true).expect("a stream");
+    assert_eq!(answer.await.expect("an answer").status(), StatusCode::OK);
+    // The server's SETTINGS have been read by the time it answered.
+    assert_eq!(send.current_max_send_streams(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -337,6 +337,18 @@ async fn every_kind_of_bad_token_is_refused_and_good_ones_of_every_algorithm_pas
         let (status, body) = send(as_user(app.get(&path), &token)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+    // An `aud` array that holds the audience passes (RFC 7519).
+    let several_audiences = {
+        let mut claims = good();
+        claims["aud"] = json!(["billing", "commerce"]);
+        claims
+    };
+    let (status, body) = send(as_user(
+        app.get(&path),
+        &hs256(&several_audiences, JWT_SECRET),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     let expired = {
         let mut claims = good();
@@ -361,6 +373,22 @@ async fn every_kind_of_bad_token_is_refused_and_good_ones_of_every_algorithm_pas
     let wrong_audience = {
         let mut claims = good();
         claims["aud"] = json!("another-service");
+        claims
+    };
+    let without = |claim: &str| {
+        let mut claims = good();
+        claims.as_object_mut().expect("an object").remove(claim);
+        claims
+    };
+    let other_audiences = {
+        let mut claims = good();
+        claims["aud"] = json!(["billing", "search"]);
+        claims
+    };
+    // An admin's token is held to the same claims.
+    let admin_without_issuer = {
+        let mut claims = without("iss");
+        claims["roles"] = json!(["admin"]);
         claims
     };
     let not_a_user = {
@@ -395,6 +423,16 @@ async fn every_kind_of_bad_token_is_refused_and_good_ones_of_every_algorithm_pas
         ),
         ("wrong issuer", hs256(&wrong_issuer, JWT_SECRET)),
         ("wrong audience", hs256(&wrong_audience, JWT_SECRET)),
+        ("without iss", hs256(&without("iss"), JWT_SECRET)),
+        ("without aud", hs256(&without("aud"), JWT_SECRET)),
+        (
+            "without iss, RS256",
+            rs256(&without("iss"), "rsa-1", "rsa.pem"),
+        ),
+        (
+            "an aud array without the audience",
+            hs256(&other_audiences, JWT_SECRET),
+        ),
         ("sub not a user id", hs256(&not_a_user, JWT_SECRET)),
         ("alg none", none),
         ("algorithm confusion", confused),
@@ -407,6 +445,8 @@ async fn every_kind_of_bad_token_is_refused_and_good_ones_of_every_algorithm_pas
             .expect("an answer");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
     }
+    let admin = hs256(&admin_without_issuer, JWT_SECRET);
+    expect_unauthorized(as_user(app.get("/api/v1/admin/policies"), &admin)).await;
 }
 
 /// base64url without padding, as JWTs encode their parts.
@@ -472,17 +512,22 @@ impl IdentityProvider {
             String::from_utf8(key_file(file)).expect("a JWKS");
     }
 
+    fn serve(&self, document: &Value) {
+        *self.document.lock().expect("the document") = document.to_string();
+    }
+
     fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_few_seconds() {
+async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_cooldown() {
     let provider = IdentityProvider::start("jwks.json").await;
     let url = provider.url.clone();
     let deployment = Deployment::start_with(1, move |settings| {
         settings.jwt_jwks = Some(url.clone());
+        settings.jwt_jwks_refetch_cooldown_ms = 3_000;
     })
     .await;
     let app = deployment.app();
@@ -508,10 +553,82 @@ async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_few_seconds() {
     let rotated = rs256(&claims(user), "rsa-2", "rsa-rotated.pem");
     expect_unauthorized(as_user(app.get(&path), &rotated)).await;
     assert_eq!(provider.fetches(), 1, "{} fetches", provider.fetches());
-    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     let (status, body) = send(as_user(app.get(&path), &rotated)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(provider.fetches(), 2);
+}
+
+/// The JWKS of `file` with `change` made to its key list.
+fn jwks_with(file: &str, change: impl FnOnce(&mut Vec<Value>)) -> Value {
+    let mut document: Value = serde_json::from_slice(&key_file(file)).expect("a JWKS");
+    let keys = document["keys"].as_array_mut().expect("a key list");
+    change(keys);
+    document
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_or_replaced_in_the_jwks_stops_its_tokens_at_the_next_refresh() {
+    let provider = IdentityProvider::start("jwks-rotated.json").await;
+    let url = provider.url.clone();
+    let deployment = Deployment::start_with(1, move |settings| {
+        settings.jwt_jwks = Some(url.clone());
+        settings.jwt_jwks_refresh_secs = 1;
+    })
+    .await;
+    let app = deployment.app();
+    let user = shopper(app, "kim").await;
+    let path = format!("/api/v1/users/{user}/points");
+    let first = rs256(&claims(user), "rsa-1", "rsa.pem");
+    let second = rs256(&claims(user), "rsa-2", "rsa-rotated.pem");
+    for token in [&first, &second] {
+        let (status, body) = send(as_user(app.get(&path), token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // rsa-1 leaves the JWKS: its token, verified and cached, stops.
+    provider.serve(&jwks_with("jwks-rotated.json", |keys| {
+        keys.retain(|key| key["kid"] != "rsa-1");
+    }));
+    let token = first.clone();
+    eventually(Duration::from_secs(3), "rsa-1's token refused", || {
+        let request = as_user(app.get(&path), &token);
+        async move {
+            match send(request).await {
+                (StatusCode::UNAUTHORIZED, _) => Ok(()),
+                seen => Err(format!("{seen:?}")),
+            }
+        }
+    })
+    .await;
+    let (status, body) = send(as_user(app.get(&path), &second)).await;
+    assert_eq!(status, StatusCode::OK, "rsa-2 stays: {body}");
+    // rsa-2 keeps its kid but gets other material (rsa-1's key): its
+    // cached token stops too; one signed with the new material passes.
+    provider.serve(&jwks_with("jwks-rotated.json", |keys| {
+        let old = keys
+            .iter()
+            .find(|key| key["kid"] == "rsa-1")
+            .cloned()
+            .expect("rsa-1");
+        keys.retain(|key| key["kid"] != "rsa-1" && key["kid"] != "rsa-2");
+        let mut replaced = old;
+        replaced["kid"] = json!("rsa-2");
+        keys.push(replaced);
+    }));
+    let token = second.clone();
+    eventually(Duration::from_secs(3), "rsa-2's old token refused", || {
+        let request = as_user(app.get(&path), &token);
+        async move {
+            match send(request).await {
+                (StatusCode::UNAUTHORIZED, _) => Ok(()),
+                seen => Err(format!("{seen:?}")),
+            }
+        }
+    })
+    .await;
+    let renewed = rs256(&claims(user), "rsa-2", "rsa.pem");
+    let (status, body) = send(as_user(app.get(&path), &renewed)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

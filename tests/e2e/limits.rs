@@ -2,7 +2,7 @@
 
 use commerce_tests::*;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_that_imports_wasi_is_refused_at_load() {
@@ -95,4 +95,50 @@ async fn page_sizes_and_idempotency_keys_are_bounded_everywhere() {
     )
     .await;
     assert_eq!(app.stock(product.id).await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_reasons_alias_one_buffer_is_refused_before_it_is_copied() {
+    let deployment = Deployment::start().await;
+    let app = deployment.app();
+    let user = app.create_user("kim").await;
+    let mut lines = Vec::new();
+    for n in 0..10 {
+        let product = app
+            .create_product(&format!("Item {n}"), "office", 100, 10)
+            .await;
+        lines.push((product.id, 1));
+    }
+    expect::<Value>(
+        app.admin(Method::PUT, "/api/v1/admin/policies/pricing")
+            .body(component("misbehave-aliased-reasons")),
+        StatusCode::OK,
+    )
+    .await;
+    for request in [
+        app.order_request(user.id, &lines, None),
+        app.post("/api/v1/quotes").json(&json!({
+            "user_id": user.id,
+            "items": [{ "product_id": lines[0].0, "quantity": 1 }],
+        })),
+    ] {
+        let problem = expect_problem(
+            request,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "POLICY_UNAVAILABLE",
+        )
+        .await;
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("out of bounds") && detail.contains("8388608 bytes"),
+            "{problem}"
+        );
+        // A bounded detail: the answer's text is not echoed back.
+        assert!(detail.len() < 1_000, "{} bytes of detail", detail.len());
+    }
+    for (product_id, _) in &lines {
+        assert_eq!(app.stock(*product_id).await, 10);
+    }
+    let (_, orders) = send(app.get(&format!("/api/v1/users/{}/orders", user.id))).await;
+    assert_eq!(orders["total"], 0, "{orders}");
 }

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use commerce_tests::*;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A user holding `points`.
 async fn customer(app: &Instance, name: &str, points: i64) -> User {
@@ -348,6 +348,78 @@ async fn unpaid_orders_expire_once_with_stock_and_coupon_restored() {
     assert_eq!(expired_events, 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_that_cannot_be_restored_holds_up_no_other_expiry() {
+    let deployment = Deployment::start_with(1, |settings| settings.order_ttl_seconds = 1).await;
+    let app = deployment.app();
+    let user = customer(app, "kim", 10_000).await;
+    let poison = app.create_product("Poison", "lab", 1_000, 10).await;
+    let water = app.create_product("Water", "lab", 1_000, 10).await;
+    // The order that cannot be restored has the lowest id: it leads the batch.
+    let stuck = id(&app.place_order(user.id, &[(poison.id, 1)]).await.1);
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(id(&app.place_order(user.id, &[(water.id, 1)]).await.1));
+    }
+    sqlx::raw_sql(&format!(
+        "create function refuse_restock() returns trigger language plpgsql as $$
+         begin raise exception 'restock refused'; end $$;
+         create trigger refuse_restock before update on products
+            for each row when (old.id = {} and new.stock > old.stock)
+            execute function refuse_restock();",
+        poison.id
+    ))
+    .execute(&deployment.db)
+    .await
+    .expect("the trigger");
+    let stock = |product: i64| {
+        sqlx::query_scalar::<_, i32>("select stock from products where id = $1")
+            .bind(product)
+            .fetch_one(&deployment.db)
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the other orders expired",
+        || async {
+            let mut statuses = Vec::new();
+            for order in &others {
+                statuses.push(app.order(*order).await["status"].clone());
+            }
+            match statuses.iter().all(|status| status == "expired") {
+                true => Ok(()),
+                false => Err(format!("{statuses:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(stock(water.id).await.expect("stock"), 10);
+    assert_eq!(app.order(stuck).await["status"], "pending_payment");
+    assert_eq!(stock(poison.id).await.expect("stock"), 9);
+    // Once it can be restored, it expires too, exactly once.
+    sqlx::raw_sql("drop trigger refuse_restock on products")
+        .execute(&deployment.db)
+        .await
+        .expect("no trigger");
+    eventually(
+        Duration::from_secs(10),
+        "the stuck order expired",
+        || async {
+            match app.order(stuck).await["status"].clone() {
+                status if status == "expired" => Ok(()),
+                status => Err(status.to_string()),
+            }
+        },
+    )
+    .await;
+    assert_eq!(stock(poison.id).await.expect("stock"), 10);
+    let expired_events: i64 =
+        sqlx::query_scalar("select count(*) from outbox where type = 'order.expired'")
+            .fetch_one(&deployment.db)
+            .await
+            .expect("events");
+    assert_eq!(expired_events, 4);
+}
+
 /// Issues the user a 5% coupon (max 5,000 won) directly in the database.
 async fn hold_coupon(deployment: &Deployment, user_id: i64) -> i64 {
     let coupon: i64 = sqlx::query_scalar(
@@ -543,6 +615,51 @@ async fn a_paid_order_reaches_the_event_stream_and_the_popular_ranking() {
             let payload: Value = serde_json::from_str(&field("payload")).expect("a JSON payload");
             assert_eq!(payload["status"], "paid");
             assert_eq!(payload["total"], 9_000);
+            // The order's events in the order they happened: placed, paid.
+            let of_order: Vec<Value> = entries
+                .iter()
+                .map(|(_, fields)| fields)
+                .filter(|fields| {
+                    fields
+                        .iter()
+                        .any(|(k, v)| k == "order_id" && *v == paid.to_string())
+                })
+                .map(|fields| {
+                    let payload = fields
+                        .iter()
+                        .find(|(k, _)| k == "payload")
+                        .expect("a payload");
+                    serde_json::from_str(&payload.1).expect("a JSON payload")
+                })
+                .collect();
+            let kinds: Vec<&str> = of_order
+                .iter()
+                .filter_map(|event| event["type"].as_str())
+                .collect();
+            assert_eq!(kinds, ["order.placed", "order.paid"], "{of_order:?}");
+            let placed = &of_order[0];
+            assert_eq!(placed["status"], "pending_payment", "{placed}");
+            assert_eq!(placed["order_id"], paid, "{placed}");
+            assert_eq!(placed["total"], 9_000, "{placed}");
+            assert_eq!(
+                placed["event_id"].as_str().map(str::len),
+                Some(36),
+                "{placed}"
+            );
+            assert_ne!(placed["event_id"], of_order[1]["event_id"]);
+            assert!(
+                placed["occurred_at"]
+                    .as_str()
+                    .is_some_and(|at| at.ends_with('Z')),
+                "{placed}"
+            );
+            assert_eq!(placed["promotions"], json!([]), "{placed}");
+            assert_eq!(placed["arms"], json!({}), "{placed}");
+            let item = &placed["items"][0];
+            assert!(
+                item["product_id"].is_i64() && item["adjustments"].is_array(),
+                "{placed}"
+            );
             break;
         }
         assert!(

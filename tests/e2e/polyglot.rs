@@ -13,10 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use commerce::policy::{
-    Slot,
-    authoring::{self, Lang, NewPlugin},
-    runner,
+use commerce::{
+    cli::authoring::{self, Lang, NewPlugin},
+    policy::{Slot, runner},
 };
 use commerce_tests::{lab::free_port, *};
 use reqwest::{Method, StatusCode};

@@ -428,3 +428,102 @@ async fn recorded_inputs_older_than_the_retention_are_pruned() {
         .expect("a count");
     assert_eq!(left, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_whose_candidate_answers_out_of_bounds_fails_no_request_and_stops_itself() {
+    let deployment = Deployment::start_many(2).await;
+    let app = deployment.app();
+    let user = app.create_user("kim").await;
+    let pen = app.create_product("Pen", "office", 1_000, 1_000).await;
+    start_shadow(app, "pricing", "misbehave-aliased-reasons").await;
+    // Both instances run the candidate; every answer is the active version's.
+    eventually(
+        Duration::from_secs(2),
+        "the shadow reaches both instances",
+        || async {
+            let (_, slots) = send(
+                deployment
+                    .instance(1)
+                    .admin(Method::GET, "/api/v1/admin/console/slots"),
+            )
+            .await;
+            let pricing = slots["slots"]
+                .as_array()
+                .and_then(|slots| slots.iter().find(|slot| slot["slot"] == "pricing"))
+                .cloned()
+                .unwrap_or_default();
+            if pricing["shadow"].is_object() {
+                Ok(())
+            } else {
+                Err(pricing.to_string())
+            }
+        },
+    )
+    .await;
+    for n in 0..120 {
+        let answer: Value = expect(
+            deployment
+                .instance(n % 2)
+                .post("/api/v1/quotes")
+                .json(&serde_json::json!({
+                    "user_id": user.id,
+                    "items": [{ "product_id": pen.id, "quantity": 2 }],
+                })),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(answer["total"], 2_000);
+    }
+    let (status, order) = deployment
+        .instance(1)
+        .place_order(user.id, &[(pen.id, 1)])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let report = eventually(
+        Duration::from_secs(5),
+        "the shadow stops itself",
+        || async {
+            let (_, report) = send(app.admin(Method::GET, &shadow_path("pricing"))).await;
+            if report["stopped_at"].is_string() {
+                Ok(report)
+            } else {
+                Err(report.to_string())
+            }
+        },
+    )
+    .await;
+    let (failed, evaluated) = (
+        report["failed"].as_i64().unwrap_or_default(),
+        report["evaluated"].as_i64().unwrap_or_default(),
+    );
+    assert!(evaluated >= 100 && failed == evaluated, "{report}");
+    assert!(
+        report["stopped_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("stopped itself")),
+        "{report}"
+    );
+    assert!(
+        report["examples"][0]["candidate_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("out of bounds")),
+        "{report}"
+    );
+    // A stopped shadow runs on no instance any more: the counts stay put.
+    for n in 0..10 {
+        let (status, _) = send(deployment.instance(n % 2).post("/api/v1/quotes").json(
+            &serde_json::json!({
+                "user_id": user.id,
+                "items": [{ "product_id": pen.id, "quantity": 1 }],
+            }),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (_, after) = send(app.admin(Method::GET, &shadow_path("pricing"))).await;
+    assert_eq!(after["evaluated"], report["evaluated"], "{after}");
+    // Deleting it clears the slot for the next candidate.
+    let (status, _) = send(app.admin(Method::DELETE, &shadow_path("pricing"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}

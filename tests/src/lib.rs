@@ -61,7 +61,7 @@ pub fn component(name: &str) -> Vec<u8> {
         let _turn = BUILDING
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        commerce::policy::authoring::build_if_stale(&dir)
+        commerce::cli::authoring::build_if_stale(&dir)
             .unwrap_or_else(|err| panic!("building plugins/{name}: {err:#}"));
     }
     let path = repository().join(format!("target/plugins/{name}.wasm"));
@@ -376,4 +376,25 @@ where
         results.push(handle.await.expect("a task completes"));
     }
     results
+}
+
+/// Waits for a condition the deployment reaches by itself (a change that
+/// propagates, a tally that is flushed, a timer that fires): `check` is
+/// asked every 50 ms until it answers `Ok`, for at most `within`. Its last
+/// `Err` says what was seen instead, for the failure message.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if started.elapsed() >= within => {
+                panic!("{what}: not within {within:?}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
 }

@@ -23,7 +23,7 @@ use crate::{
     error::{Error, Result},
     paging::{Page, PageRequest},
     popular,
-    state::Redis,
+    redis::Redis,
     validate,
 };
 use cache::ReadCache;

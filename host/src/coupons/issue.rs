@@ -205,7 +205,7 @@ async fn check(
         now: Utc::now().timestamp(),
         config: Vec::new(),
     };
-    let policy = state.policies.registry.active(Slot::Coupon);
+    let policy = state.policies.active(Slot::Coupon);
     let decision = crate::policy::evaluate(policy.is_fast(), move || policy.can_issue(input))
         .await
         .map_err(Error::Internal)??;

@@ -31,7 +31,7 @@ use sqlx::PgPool;
 use super::{Failure, IssuedCoupon, holds, insert_holder, key, millis, within};
 use crate::{
     error::{Error, Result},
-    state::Redis,
+    redis::Redis,
 };
 
 /// How long a lock holds without its owner: a critical section is one short

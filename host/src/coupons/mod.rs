@@ -28,10 +28,10 @@ use crate::{
     identity::Acting,
     paging::{Page, PageRequest},
     policy::{
+        Registry,
         bindings::{self, CouponTerms},
-        service::PolicyService,
     },
-    state::Redis,
+    redis::Redis,
     users,
 };
 
@@ -48,7 +48,8 @@ pub use crate::config::IssueStrategy;
 pub struct Coupons {
     db: PgPool,
     redis: Redis,
-    policies: Arc<PolicyService>,
+    /// The coupon slot's active version decides who may be issued one.
+    policies: Arc<Registry>,
     strategy: IssueStrategy,
     circuit: circuit::Circuit,
     turns: lock::Turns,
@@ -66,7 +67,7 @@ impl Coupons {
     pub(crate) fn start(
         db: PgPool,
         redis: Redis,
-        policies: Arc<PolicyService>,
+        policies: Arc<Registry>,
         strategy: IssueStrategy,
         tasks: &crate::tasks::Tasks,
     ) -> Self {

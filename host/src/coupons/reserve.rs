@@ -44,7 +44,7 @@ use redis::Script;
 use sqlx::PgPool;
 
 use super::{Failure, IssuedCoupon, batch::Recorder, key, lock, millis, within};
-use crate::{error::Error, state::Redis};
+use crate::{error::Error, redis::Redis};
 
 /// A rebuilt state lives this long, then is rebuilt on next use: coupons
 /// nobody asks for leave Redis, and a reservation leaked by a crash returns.

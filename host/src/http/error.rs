@@ -28,6 +28,8 @@ pub enum ApiError {
     RouteNotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error(transparent)]
+    BodyTimedOut(#[from] super::serve::BodyTimedOut),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -43,6 +45,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::RouteNotFound(_) => "NOT_FOUND",
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ApiError::BodyTimedOut(_) => "REQUEST_TIMEOUT",
         }
     }
 }
@@ -221,8 +225,25 @@ impl From<crate::policy::PolicyError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// `408` when a body could not be read because it came too slowly.
+    pub fn if_timed_out(err: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        let mut cause = Some(err);
+        while let Some(err) = cause {
+            if let Some(timed_out) = err.downcast_ref::<super::serve::BodyTimedOut>() {
+                return Some(Self::BodyTimedOut(timed_out.clone()));
+            }
+            cause = err.source();
+        }
+        None
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if let Some(timed_out) = Self::if_timed_out(&rejection) {
+            return timed_out;
+        }
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::PayloadTooLarge {
                 limit: super::JSON_BODY_LIMIT,

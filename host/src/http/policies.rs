@@ -134,7 +134,9 @@ impl Upload {
 }
 
 fn form_error(err: MultipartError) -> ApiError {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if let Some(timed_out) = ApiError::if_timed_out(&err) {
+        timed_out
+    } else if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge {
             limit: COMPONENT_LIMIT,
         }
@@ -241,7 +243,9 @@ pub(super) fn component_bytes(
 
 /// A body that could not be read: too large for `limit`, or cut short.
 fn body_error(rejection: &axum::extract::rejection::BytesRejection, limit: usize) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if let Some(timed_out) = ApiError::if_timed_out(rejection) {
+        timed_out
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge { limit }
     } else {
         ApiError::invalid(rejection.body_text())

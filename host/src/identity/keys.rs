@@ -7,14 +7,19 @@
 //! HS256 token "signed" with an RSA public key (algorithm confusion) and
 //! `alg: none` (no such algorithm here) are refused.
 //!
-//! The JWKS is fetched at start and every [`REFRESH_EVERY`]; a token naming
-//! an unknown `kid` fetches it again at once, but at most once per
-//! [`REFETCH_AT_MOST_EVERY`], so forged `kid`s cannot hammer the identity
-//! provider.
+//! The JWKS is fetched at start and every `JWT_JWKS_REFRESH_SECS`; a token
+//! naming an unknown `kid` fetches it again at once, but at most once per
+//! `JWT_JWKS_REFETCH_COOLDOWN_MS`, so forged `kid`s cannot hammer the
+//! identity provider. Each fetch that changes a key (one added, removed, or
+//! the same `kid` with other material) starts a new generation: tokens
+//! verified under an older one are verified again.
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -31,8 +36,6 @@ use crate::{
     error::{Error, Result},
 };
 
-pub const REFRESH_EVERY: Duration = Duration::from_secs(300);
-pub const REFETCH_AT_MOST_EVERY: Duration = Duration::from_secs(5);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// An HS256 secret shorter than this is refused at start.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -50,10 +53,22 @@ pub struct Keys {
     expect: Expect,
 }
 
+/// A key of the JWKS: what verifies with it, and its material as
+/// published, to see a change under the same `kid`.
+#[derive(Clone)]
+struct Key {
+    decoding: DecodingKey,
+    alg: Algorithm,
+    material: String,
+}
+
 /// A JWKS and where it comes from.
 struct Jwks {
     source: String,
-    by_kid: ArcSwap<HashMap<String, (DecodingKey, Algorithm)>>,
+    by_kid: ArcSwap<HashMap<String, Key>>,
+    /// Bumped by every fetch that changes a key.
+    generation: AtomicU64,
+    refetch_cooldown: Duration,
     /// When the JWKS was last fetched; held while fetching, so concurrent
     /// tokens with an unknown `kid` wait for one fetch.
     fetched: tokio::sync::Mutex<Instant>,
@@ -74,8 +89,9 @@ impl Keys {
             Some(secret) => Some(DecodingKey::from_secret(secret.as_bytes())?),
             None => None,
         };
+        let cooldown = Duration::from_millis(settings.jwt_jwks_refetch_cooldown_ms);
         let jwks = match settings.jwt_jwks.as_deref() {
-            Some(source) => Some(Jwks::load(source).await?),
+            Some(source) => Some(Jwks::load(source, cooldown).await?),
             None => None,
         };
         if secret.is_none() && jwks.is_none() {
@@ -109,11 +125,11 @@ impl Keys {
                     .as_ref()
                     .ok_or_else(|| invalid("no JWKS is configured"))?;
                 let kid = header.kid.as_deref().ok_or_else(|| invalid("no kid"))?;
-                let (key, alg) = jwks.key(kid).await?;
-                if alg != header.alg {
+                let key = jwks.key(kid).await?;
+                if key.alg != header.alg {
                     return Err(invalid("the key's algorithm is not the token's"));
                 }
-                (key, alg)
+                (key.decoding, key.alg)
             }
             _ => return Err(invalid("unsupported algorithm")),
         };
@@ -129,10 +145,18 @@ impl Keys {
             None => false,
         }
     }
+
+    /// Which keys a verification was made with: a token verified under an
+    /// older generation is verified again.
+    pub(crate) fn generation(&self) -> u64 {
+        self.jwks
+            .as_ref()
+            .map_or(0, |jwks| jwks.generation.load(Ordering::Acquire))
+    }
 }
 
 impl Jwks {
-    async fn load(source: &str) -> anyhow::Result<Self> {
+    async fn load(source: &str, refetch_cooldown: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .build()
@@ -143,14 +167,16 @@ impl Jwks {
         Ok(Self {
             source: source.to_owned(),
             by_kid: ArcSwap::from_pointee(keys),
+            generation: AtomicU64::new(0),
+            refetch_cooldown,
             fetched: tokio::sync::Mutex::new(Instant::now()),
             http,
         })
     }
 
     /// The key named `kid`; an unknown one fetches the JWKS again, at most
-    /// once per [`REFETCH_AT_MOST_EVERY`].
-    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm)> {
+    /// once per refetch cooldown.
+    async fn key(&self, kid: &str) -> Result<Key> {
         if let Some(found) = self.by_kid.load().get(kid) {
             return Ok(found.clone());
         }
@@ -162,12 +188,12 @@ impl Jwks {
             .ok_or_else(|| invalid("unknown kid"))
     }
 
-    /// Fetches and installs the JWKS unless it was fetched within
-    /// [`REFETCH_AT_MOST_EVERY`] (or `always`); `true` when keys changed. A
-    /// failed fetch keeps the keys already known.
+    /// Fetches and installs the JWKS unless it was fetched within the
+    /// refetch cooldown (or `always`); `true` when keys changed. A failed
+    /// fetch keeps the keys already known.
     async fn refetch(&self, always: bool) -> bool {
         let mut fetched = self.fetched.lock().await;
-        if !always && fetched.elapsed() < REFETCH_AT_MOST_EVERY {
+        if !always && fetched.elapsed() < self.refetch_cooldown {
             return false;
         }
         *fetched = Instant::now();
@@ -175,13 +201,17 @@ impl Jwks {
             Ok(keys) => {
                 let changed = {
                     let current = self.by_kid.load();
-                    let mut old: Vec<&String> = current.keys().collect();
-                    let mut new: Vec<&String> = keys.keys().collect();
-                    old.sort();
-                    new.sort();
-                    old != new
+                    current.len() != keys.len()
+                        || keys.iter().any(|(kid, key)| {
+                            current
+                                .get(kid)
+                                .is_none_or(|old| old.material != key.material)
+                        })
                 };
                 self.by_kid.store(Arc::new(keys));
+                if changed {
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                }
                 changed
             }
             Err(err) => {
@@ -194,10 +224,7 @@ impl Jwks {
 
 /// Reads a JWKS from a file or an `http(s)://` address: each usable key by
 /// its `kid`, with the one algorithm it verifies.
-async fn fetch(
-    http: &reqwest::Client,
-    source: &str,
-) -> anyhow::Result<HashMap<String, (DecodingKey, Algorithm)>> {
+async fn fetch(http: &reqwest::Client, source: &str) -> anyhow::Result<HashMap<String, Key>> {
     let text = if source.starts_with("http://") || source.starts_with("https://") {
         http.get(source)
             .send()
@@ -219,8 +246,16 @@ async fn fetch(
             continue;
         };
         match DecodingKey::from_jwk(jwk) {
-            Ok(key) => {
-                keys.insert(kid, (key, alg));
+            Ok(decoding) => {
+                let material = serde_json::to_string(&jwk.algorithm)?;
+                keys.insert(
+                    kid,
+                    Key {
+                        decoding,
+                        alg,
+                        material,
+                    },
+                );
             }
             Err(err) => tracing::warn!(%kid, %err, "skipping an unreadable JWKS key"),
         }

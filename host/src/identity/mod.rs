@@ -144,16 +144,27 @@ pub struct Claims {
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// One audience or several (RFC 7519 allows both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// A token's `aud`: one string or an array of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Verifies the bearer of each request.
 pub struct Identity {
     admin_token: Option<Arc<str>>,
     keys: Option<Keys>,
-    /// Verified tokens until their `exp`: token -> (caller, exp).
-    verified: moka::sync::Cache<Arc<str>, (Caller, u64)>,
+    /// Verified tokens until their `exp`: token -> (caller, exp, the keys'
+    /// generation it was verified with).
+    verified: moka::sync::Cache<Arc<str>, (Caller, u64, u64)>,
+    jwks_refresh: Duration,
 }
 
 impl Identity {
@@ -161,6 +172,7 @@ impl Identity {
     /// outside `dev`, a short HS256 secret, an unreadable JWKS.
     pub async fn start(settings: &Settings, admin_token: Option<Arc<str>>) -> anyhow::Result<Self> {
         let keys = Keys::load(settings).await?;
+        let jwks_refresh = Duration::from_secs(settings.jwt_jwks_refresh_secs);
         if keys.is_none() {
             if settings.environment != "dev" {
                 anyhow::bail!(
@@ -180,9 +192,10 @@ impl Identity {
             verified: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 // Never longer than a JWKS refresh, so a removed key stops
-                // verifying its tokens within one.
-                .time_to_live(keys::REFRESH_EVERY)
+                // verifying its tokens within one even if a fetch fails.
+                .time_to_live(jwks_refresh)
                 .build(),
+            jwks_refresh,
         })
     }
 
@@ -215,25 +228,30 @@ impl Identity {
             return Ok(Caller::Open);
         };
         let now = unix_now();
-        if let Some((caller, exp)) = self.verified.get(token)
+        let generation = keys.generation();
+        if let Some((caller, exp, verified_with)) = self.verified.get(token)
             && exp + LEEWAY.as_secs() > now
+            && verified_with == generation
         {
             return Ok(caller);
         }
         let claims = keys.verify(token).await?;
         let caller = caller_of(&claims)?;
-        self.verified.insert(token.into(), (caller, claims.exp));
+        self.verified
+            .insert(token.into(), (caller, claims.exp, generation));
         Ok(caller)
     }
 
-    /// Fetches the JWKS every [`keys::REFRESH_EVERY`] until `stop`; tokens
-    /// verified with keys that changed are verified again.
+    /// Fetches the JWKS every `JWT_JWKS_REFRESH_SECS` until `stop`; a
+    /// change of keys starts a new generation, so tokens verified with the
+    /// old keys are verified again.
     pub(crate) async fn follow_jwks(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let Some(keys) = &self.keys else { return };
-        let mut every = tokio::time::interval(keys::REFRESH_EVERY);
+        let mut every = tokio::time::interval(self.jwks_refresh);
         every.tick().await;
         while stop.run_until_cancelled(every.tick()).await.is_some() {
             if keys.refresh().await {
+                // Their generation is old: free the memory at once.
                 self.verified.invalidate_all();
             }
         }
@@ -302,7 +320,7 @@ impl Signer {
                 Vec::new()
             },
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().map(Audience::One),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -323,7 +341,12 @@ fn validation(settings: &keys::Expect, alg: Algorithm) -> Validation {
     let mut validation = Validation::new(alg);
     validation.leeway = LEEWAY.as_secs();
     validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // A configured issuer or audience is required, not only compared when
+    // a token happens to carry it.
+    let mut required = vec!["exp", "sub"];
+    required.extend(settings.issuer.as_ref().map(|_| "iss"));
+    required.extend(settings.audience.as_ref().map(|_| "aud"));
+    validation.set_required_spec_claims(&required);
     match &settings.issuer {
         Some(issuer) => validation.set_issuer(&[issuer]),
         None => validation.iss = None,

@@ -8,11 +8,10 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Order, OrderStatus, lock_products, move_stock, read, units_by_product};
+use super::{Order, OrderStatus, lock_products, move_stock, read, record_event, units_by_product};
 use crate::{
     error::{Error, Result},
     identity::OrderScope,
-    outbox,
     points::{self, Kind},
 };
 
@@ -50,7 +49,7 @@ pub(super) async fn cancel(db: &PgPool, scope: OrderScope, order_id: i64) -> Res
         .execute(&mut *tx)
         .await?;
     let order = read(&mut tx, order_id).await?;
-    outbox::record(&mut tx, "order.cancelled", &order).await?;
+    record_event(&mut tx, "order.cancelled", &order).await?;
     tx.commit().await?;
     metrics::counter!("orders_cancelled_total").increment(1);
     Ok(Cancelled { order, was_paid })
@@ -97,18 +96,55 @@ async fn refund(tx: &mut PgConnection, user_id: i64, amount: i64, order_id: i64)
 /// Orders expired per transaction.
 const EXPIRY_BATCH: i64 = 100;
 
-/// Expires unpaid orders past `expires_at`. Several instances may run this at
-/// once: `skip locked` hands each order to one of them.
+/// Expires unpaid orders past `expires_at`, up to [`EXPIRY_BATCH`] of
+/// them in one transaction. When that fails, each order of the batch is
+/// expired in a transaction of its own, so one order that cannot be restored
+/// (it stays pending, logged, and is tried again) holds up no other. Several
+/// instances may run this at once: `skip locked` hands each order to one.
 pub(super) async fn expire_due(db: &PgPool) -> Result<usize> {
-    let mut tx = db.begin().await?;
     let due: Vec<i64> = sqlx::query_scalar(
         "select id from orders
           where status = 'pending_payment' and expires_at <= now()
           order by id
-          limit $1
-            for update skip locked",
+          limit $1",
     )
     .bind(EXPIRY_BATCH)
+    .fetch_all(db)
+    .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let expired = match expire(db, &due).await {
+        Ok(expired) => expired,
+        Err(err) => {
+            tracing::warn!(%err, orders = due.len(), "cannot expire a batch of orders; expiring them one by one");
+            let mut expired = 0;
+            for id in due {
+                match expire(db, &[id]).await {
+                    Ok(n) => expired += n,
+                    Err(err) => {
+                        metrics::counter!("orders_expiry_failures_total").increment(1);
+                        tracing::error!(%err, order_id = id, "cannot expire an order; it stays pending and is tried again");
+                    }
+                }
+            }
+            expired
+        }
+    };
+    metrics::counter!("orders_expired_total").increment(expired as u64);
+    Ok(expired)
+}
+
+/// Expires those of `candidates` still pending and due, in one transaction.
+async fn expire(db: &PgPool, candidates: &[i64]) -> Result<usize> {
+    let mut tx = db.begin().await?;
+    let due: Vec<i64> = sqlx::query_scalar(
+        "select id from orders
+          where id = any($1) and status = 'pending_payment' and expires_at <= now()
+          order by id
+            for update skip locked",
+    )
+    .bind(candidates)
     .fetch_all(&mut *tx)
     .await?;
     if due.is_empty() {
@@ -121,10 +157,9 @@ pub(super) async fn expire_due(db: &PgPool) -> Result<usize> {
         .await?;
     for id in &due {
         let order = read(&mut tx, *id).await?;
-        outbox::record(&mut tx, "order.expired", &order).await?;
+        record_event(&mut tx, "order.expired", &order).await?;
     }
     tx.commit().await?;
-    metrics::counter!("orders_expired_total").increment(due.len() as u64);
     Ok(due.len())
 }
 
@@ -146,7 +181,7 @@ pub(super) async fn expire_periodically(
                 Ok(0) => break,
                 Ok(n) => {
                     outbox_wake.notify_one();
-                    if n as i64 == EXPIRY_BATCH {
+                    if n == EXPIRY_BATCH as usize {
                         continue;
                     }
                     tracing::info!(orders = n, "expired unpaid orders");

@@ -25,11 +25,12 @@ use crate::{
     error::{Error, Result},
     idempotency::{IdempotentRequest, Outcome},
     identity::{Acting, OrderScope},
+    outbox,
     paging::{Page, PageRequest},
-    policy::service::PolicyService,
+    policy::Registry,
     popular,
-    quote::{self, PolicyVersions, Quote},
-    state::Redis,
+    quote::{self, Adjustment, PolicyVersions, Quote},
+    redis::Redis,
 };
 
 /// The order service: quotes, placing, paying, cancelling and expiring
@@ -38,7 +39,8 @@ use crate::{
 pub struct Orders {
     db: PgPool,
     redis: Redis,
-    policies: Arc<PolicyService>,
+    /// The versions orders and quotes are priced with.
+    policies: Arc<Registry>,
     /// Wakes this instance's outbox relay after a commit that wrote events.
     outbox_wake: Arc<Notify>,
     ttl: Duration,
@@ -48,7 +50,7 @@ impl Orders {
     pub(crate) fn new(
         db: PgPool,
         redis: Redis,
-        policies: Arc<PolicyService>,
+        policies: Arc<Registry>,
         outbox_wake: Arc<Notify>,
         ttl: Duration,
     ) -> Self {
@@ -65,7 +67,7 @@ impl Orders {
     pub async fn quote(&self, acting: Acting, cart: Cart) -> Result<Quote> {
         let inputs =
             quote::gather(&self.db, acting.user_id(), &cart.items, cart.user_coupon_id).await?;
-        quote::evaluate(self.policies.registry.snapshot(), inputs).await
+        quote::evaluate(self.policies.snapshot(), inputs).await
     }
 
     pub async fn place(
@@ -74,8 +76,12 @@ impl Orders {
         cart: Cart,
         key: Option<&IdempotentRequest>,
     ) -> Result<Outcome<Order>> {
-        let policies = self.policies.registry.snapshot();
-        place::place(&self.db, policies, self.ttl, acting, cart, key).await
+        let policies = self.policies.snapshot();
+        let outcome = place::place(&self.db, policies, self.ttl, acting, cart, key).await?;
+        if matches!(outcome, Outcome::Fresh(_)) {
+            self.outbox_wake.notify_one();
+        }
+        Ok(outcome)
     }
 
     pub async fn pay(
@@ -155,6 +161,9 @@ pub struct OrderLine {
     pub line_total: i64,
     /// Why the pricing policy took something off this line; empty when it did not.
     pub reason: String,
+    /// Who took what off this line; they add up to `discount`.
+    #[sqlx(skip)]
+    pub adjustments: Vec<Adjustment>,
 }
 
 /// An order as the API shows it.
@@ -198,7 +207,11 @@ const ORDER_COLUMNS: &str = "id, user_id, status, subtotal, discount, total, use
     pricing_policy, coupon_policy, order_rules_policy, created_at, expires_at, paid_at, closed_at";
 
 impl OrderRow {
-    fn with_lines(self, items: Vec<OrderLine>) -> Order {
+    fn with_lines(self, mut items: Vec<OrderLine>) -> Order {
+        for line in &mut items {
+            line.adjustments =
+                Adjustment::of_base(&self.pricing_policy, line.discount, &line.reason);
+        }
         Order {
             id: self.id,
             user_id: self.user_id,
@@ -219,6 +232,37 @@ impl OrderRow {
             closed_at: self.closed_at,
         }
     }
+}
+
+/// An order's event as the outbox publishes it (`order.placed`,
+/// `order.paid`, `order.cancelled`, `order.expired`); the relay adds
+/// `event_id`, `type` and `occurred_at`.
+#[derive(Serialize)]
+struct OrderEvent<'a> {
+    order_id: i64,
+    user_id: i64,
+    status: OrderStatus,
+    total: i64,
+    items: &'a [OrderLine],
+    /// The promotions that took something off; a slot runs its base
+    /// policy alone, so none.
+    promotions: [(); 0],
+    /// The experiment arm the order was in, by slot; none runs.
+    arms: std::collections::BTreeMap<String, String>,
+}
+
+/// Writes `kind` about `order` in the transaction that changed it.
+async fn record_event(tx: &mut PgConnection, kind: &str, order: &Order) -> Result<()> {
+    let event = OrderEvent {
+        order_id: order.id,
+        user_id: order.user_id,
+        status: order.status,
+        total: order.total,
+        items: &order.items,
+        promotions: [],
+        arms: Default::default(),
+    };
+    outbox::record(tx, kind, order.id, &event).await
 }
 
 /// Reads one order with its lines.

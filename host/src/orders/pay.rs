@@ -10,11 +10,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use super::{OrderStatus, read};
+use super::{OrderStatus, read, record_event};
 use crate::{
     error::{Error, Result},
     idempotency::{self, IdempotentRequest, Outcome},
-    outbox,
     points::{self, Kind},
 };
 
@@ -96,7 +95,7 @@ pub(super) async fn pay(
         .fetch_one(&mut *tx)
         .await?;
         let order = read(&mut tx, order_id).await?;
-        outbox::record(&mut tx, "order.paid", &order).await?;
+        record_event(&mut tx, "order.paid", &order).await?;
         let payment = Payment {
             payment_id,
             order_id,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sqlx::PgPool;
 
-use super::{Order, lock_products, move_stock, read, units_by_product};
+use super::{Order, lock_products, move_stock, read, record_event, units_by_product};
 use crate::{
     error::{Error, Result},
     idempotency::{self, Checked, IdempotentRequest, Outcome},
@@ -100,6 +100,7 @@ async fn take(
         use_coupon(&mut tx, user_id, user_coupon_id, order_id).await?;
     }
     let placed = read(&mut tx, order_id).await?;
+    record_event(&mut tx, "order.placed", &placed).await?;
     if let Some(key) = key {
         idempotency::store(&mut tx, key, 201, &placed).await?;
     }

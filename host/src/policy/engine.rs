@@ -66,7 +66,9 @@ const KEEP_RESIDENT_MEMSET: usize = 192 << 10;
 const MAX_INSTANCES: usize = 64;
 const MAX_MEMORIES: usize = 8;
 const MAX_TABLES: usize = 64;
-const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// (The pool reserves every table slot at this size, so it stays at
+/// wasmtime's default: 20,000 elements of 8 bytes, for 1,024 tables.)
+const MAX_TABLE_ELEMENTS: usize = 20_000;
 /// Log lines kept per call, and their length, so a chatty policy cannot
 /// flood the log or the host's memory.
 const MAX_LOG_LINES: usize = 32;
@@ -143,9 +145,76 @@ impl Limits {
 /// Per slot: memory bytes, fuel and milliseconds; 0 until a manifest sets them.
 static SLOT_LIMITS: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) }; 3] }; 3];
 
+/// The store's limits, with the memory bound applied to all of a call's
+/// linear memories together: wasmtime's own bounds each memory alone, so a
+/// component of eight memories could otherwise take eight times its limit.
+struct CallLimits {
+    each: StoreLimits,
+    /// Bytes all the call's memories may hold together.
+    budget: usize,
+    /// Bytes they hold now.
+    held: usize,
+    /// The growth last allowed, taken back if the grow then fails.
+    growing: usize,
+}
+
+impl wasmtime::ResourceLimiter for CallLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> anyhow::Result<bool> {
+        let growth = desired.saturating_sub(current);
+        if self.held.saturating_add(growth) > self.budget {
+            anyhow::bail!(
+                "forcing trap when growing memory to {desired} bytes: the call's memories \
+                 would hold more than {} bytes together",
+                self.budget
+            );
+        }
+        let allowed = self.each.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.held += growth;
+            self.growing = growth;
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: anyhow::Error) -> anyhow::Result<()> {
+        self.held -= std::mem::take(&mut self.growing);
+        self.each.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> anyhow::Result<bool> {
+        self.each.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: anyhow::Error) -> anyhow::Result<()> {
+        self.each.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.each.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.each.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.each.memories()
+    }
+}
+
 /// What the host keeps for one call.
 pub struct CallState {
-    limits: StoreLimits,
+    limits: CallLimits,
     /// The fuel the call was given, to report what it spent.
     fuel: u64,
     /// `name@version` of the policy, for its log lines.
@@ -253,14 +322,19 @@ impl PolicyEngine {
         // Besides memory bytes: how many instances, memories and tables a
         // component may create, and how large a table may grow, so a
         // component cannot exhaust the host with many small ones.
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(limits.memory)
-            .instances(MAX_INSTANCES)
-            .memories(MAX_MEMORIES)
-            .tables(MAX_TABLES)
-            .table_elements(MAX_TABLE_ELEMENTS)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = CallLimits {
+            each: StoreLimitsBuilder::new()
+                .memory_size(limits.memory)
+                .instances(MAX_INSTANCES)
+                .memories(MAX_MEMORIES)
+                .tables(MAX_TABLES)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .trap_on_grow_failure(true)
+                .build(),
+            budget: limits.memory,
+            held: 0,
+            growing: 0,
+        };
         let mut store = Store::new(
             &self.engine,
             CallState {
@@ -311,6 +385,7 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
             .total_core_instances(2048)
             .total_memories(1024)
             .total_tables(1024)
+            .table_elements(MAX_TABLE_ELEMENTS)
             .max_memory_size(MAX_MEMORY_PER_CALL)
             .decommit_batch_size(DECOMMIT_BATCH)
             .pagemap_scan(Enabled::Auto)
@@ -399,6 +474,9 @@ pub fn describe_failure_within(err: &anyhow::Error, limits: Limits) -> String {
         Some(Trap::OutOfFuel) => format!("ran out of fuel ({} instructions)", limits.fuel),
         Some(Trap::Interrupt) => format!("ran out of time ({} ms)", limits.time_ms),
         Some(trap) => format!("trapped: {trap}"),
+        None if let Some(bounds) = err.downcast_ref::<bindings::answer::OutOfBounds>() => {
+            bounds.to_string()
+        }
         // The store's limiter refused a memory growth (`trap_on_grow_failure`).
         None if format!("{err:#}").contains("memory") => {
             format!("exceeded its memory limit of {} bytes", limits.memory)
@@ -410,6 +488,62 @@ pub fn describe_failure_within(err: &anyhow::Error, limits: Limits) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A core module of one section: `id` with `payload`.
+    fn module(id: u8, payload: &[u8]) -> wasmtime::Module {
+        try_module(id, payload).expect("a module")
+    }
+
+    fn try_module(id: u8, payload: &[u8]) -> Result<wasmtime::Module, String> {
+        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+        bytes.push(id);
+        bytes.push(u8::try_from(payload.len()).expect("a short section"));
+        bytes.extend_from_slice(payload);
+        wasmtime::Module::new(&PolicyEngine::get().engine, bytes).map_err(|err| format!("{err:#}"))
+    }
+
+    fn instantiate(store: &mut Store<CallState>, module: &wasmtime::Module) -> Result<(), String> {
+        wasmtime::Instance::new(store, module, &[])
+            .map(drop)
+            .map_err(|err| format!("{err:#}"))
+    }
+
+    #[test]
+    fn a_calls_memories_tables_and_instances_are_bounded_together() {
+        let limits = Limits::new(64 << 20, 1_000, 1_000).expect("limits");
+        // 640 pages are 40 MiB: one memory of them fits in 64 MiB, two do not,
+        // though each alone would.
+        // (A component's core modules are instantiated in one store, so two
+        // modules of one such memory each are how a guest would try it.)
+        let one = module(5, &[1, 0, 0x80, 0x05]);
+        let engine = PolicyEngine::get();
+        assert_eq!(
+            instantiate(&mut engine.store_with("one", limits), &one),
+            Ok(())
+        );
+        let mut store = engine.store_with("split", limits);
+        assert_eq!(instantiate(&mut store, &one), Ok(()));
+        let refused = instantiate(&mut store, &one);
+        assert!(
+            refused.as_ref().is_err_and(|why| why.contains("together")),
+            "{refused:?}"
+        );
+        // A table past the bound (30,000 elements as LEB128): the pool refuses
+        // to compile it, the limiter to instantiate it where there is no pool.
+        let table = try_module(4, &[1, 0x70, 0, 0xb0, 0xea, 0x01])
+            .and_then(|table| instantiate(&mut engine.store_with("table", limits), &table));
+        assert!(
+            table.as_ref().is_err_and(|why| why.contains("table")),
+            "{table:?}"
+        );
+        // Instances: the call's cap, then no more.
+        let empty = wasmtime::Module::new(&engine.engine, b"\0asm\x01\0\0\0").expect("a module");
+        let mut store = engine.store_with("many", limits);
+        for _ in 0..MAX_INSTANCES {
+            assert_eq!(instantiate(&mut store, &empty), Ok(()));
+        }
+        assert!(instantiate(&mut store, &empty).is_err());
+    }
 
     #[test]
     fn a_chatty_policy_keeps_only_the_first_lines_and_each_short() {

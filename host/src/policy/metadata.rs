@@ -47,6 +47,62 @@ pub fn read(bytes: &[u8]) -> Option<(String, String)> {
     (!name.is_empty() && !version.is_empty()).then(|| (name.to_owned(), version.to_owned()))
 }
 
+/// Longest name a component may give itself, in characters; every order
+/// row stores it.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest version, in characters.
+pub const MAX_VERSION_CHARS: usize = 50;
+/// Most configuration keys a component may declare.
+pub const MAX_CONFIG_KEYS: usize = 100;
+/// Longest declared key, in characters.
+pub const MAX_KEY_CHARS: usize = 100;
+/// Longest declared default or description, in characters.
+pub const MAX_DECLARED_TEXT_CHARS: usize = 1_000;
+
+/// Longest configuration value, in characters.
+pub const MAX_CONFIG_VALUE_CHARS: usize = 1_000;
+
+/// `text` is at most `most` characters and holds no control character
+/// (PostgreSQL refuses NUL in text; the others only hide what is stored).
+fn printable(what: &str, text: &str, most: usize) -> Result<(), String> {
+    let chars = text.chars().count();
+    if chars > most {
+        return Err(format!("{what} has {chars} characters (at most {most})"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!("{what} holds a control character"));
+    }
+    Ok(())
+}
+
+/// Checks what an uploaded component says about itself before any of it is
+/// kept: its name and version, copied into every order it prices, and its
+/// declared keys, shown in every report, are short, printable text.
+pub fn check(bytes: &[u8]) -> Result<(), String> {
+    let printable = |what: &str, text: &str, most| printable(&format!("its {what}"), text, most);
+    if let Some(raw) = section(bytes, SECTION) {
+        let text =
+            std::str::from_utf8(raw).map_err(|_| format!("its {SECTION} section is not UTF-8"))?;
+        let (name, version) = text.trim().split_once('@').unwrap_or((text.trim(), ""));
+        printable("name", name, MAX_NAME_CHARS)?;
+        printable("version", version, MAX_VERSION_CHARS)?;
+    }
+    if let Some(keys) = config_keys(bytes) {
+        if keys.len() > MAX_CONFIG_KEYS {
+            return Err(format!(
+                "it declares {} configuration keys (at most {MAX_CONFIG_KEYS})",
+                keys.len()
+            ));
+        }
+        for key in &keys {
+            printable("configuration key", &key.key, MAX_KEY_CHARS)?;
+            printable("default", &key.default, MAX_DECLARED_TEXT_CHARS)?;
+            printable("key description", &key.description, MAX_DECLARED_TEXT_CHARS)?;
+        }
+    }
+    Ok(())
+}
+
 /// `(name, version)` for an uploaded component: its own, or `unnamed` and a
 /// version made of its digest when it carries none.
 pub fn label(bytes: &[u8], sha256: &[u8; 32]) -> (String, String) {
@@ -135,7 +191,7 @@ pub fn from_json(value: &serde_json::Value) -> Result<Config, String> {
     let object = value
         .as_object()
         .ok_or("the configuration is a JSON object of strings, e.g. {\"days\": \"7\"}")?;
-    object
+    let config = object
         .iter()
         .map(|(key, value)| match value.as_str() {
             Some(text) => Ok((key.clone(), text.to_owned())),
@@ -143,7 +199,33 @@ pub fn from_json(value: &serde_json::Value) -> Result<Config, String> {
                 "configuration key {key:?} is {value}; every value is a string"
             )),
         })
-        .collect()
+        .collect::<Result<Config, String>>()?;
+    check_config(&config)?;
+    Ok(config)
+}
+
+/// A configuration is at most [`MAX_CONFIG_KEYS`] keys of at most
+/// [`MAX_KEY_CHARS`], values of at most [`MAX_CONFIG_VALUE_CHARS`], all
+/// printable: it is stored with every activation and shown in reports.
+pub fn check_config(config: &Config) -> Result<(), String> {
+    if config.len() > MAX_CONFIG_KEYS {
+        return Err(format!(
+            "the configuration has {} keys (at most {MAX_CONFIG_KEYS})",
+            config.len()
+        ));
+    }
+    for (key, value) in config {
+        if key.is_empty() {
+            return Err("a configuration key is empty".to_owned());
+        }
+        printable(&format!("configuration key {key:?}"), key, MAX_KEY_CHARS)?;
+        printable(
+            &format!("the value of {key:?}"),
+            value,
+            MAX_CONFIG_VALUE_CHARS,
+        )?;
+    }
+    Ok(())
 }
 
 /// `key=value` pairs from the command line as a configuration.
@@ -155,7 +237,9 @@ pub fn from_pairs(pairs: &[String]) -> Result<Config, String> {
             .ok_or_else(|| format!("{pair:?} is not key=value"))?;
         config.insert(key.trim().to_owned(), value.to_owned());
     }
-    Ok(config.into_iter().collect())
+    let config = config.into_iter().collect();
+    check_config(&config)?;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -190,6 +274,43 @@ mod tests {
         assert!(missing_note(&missing).is_some_and(|note| note.contains("days (default \"7\")")));
     }
 
+    /// A component carrying `sections` as custom sections of its own.
+    fn with_sections(sections: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+        for (name, data) in sections {
+            let mut payload = vec![name.len() as u8];
+            payload.extend_from_slice(name.as_bytes());
+            payload.extend_from_slice(data);
+            bytes.push(0);
+            let mut len = payload.len();
+            loop {
+                let byte = (len & 0x7f) as u8;
+                len >>= 7;
+                bytes.push(if len == 0 { byte } else { byte | 0x80 });
+                if len == 0 {
+                    break;
+                }
+            }
+            bytes.extend_from_slice(&payload);
+        }
+        bytes
+    }
+
+    #[test]
+    fn names_versions_and_declared_keys_are_bounded_at_upload() {
+        let fine = with_sections(&[(SECTION, b"pricing-bulk@1.2.0")]);
+        assert_eq!(check(&fine), Ok(()));
+        assert_eq!(read(&fine), Some(("pricing-bulk".into(), "1.2.0".into())));
+        let long = format!("{}@1.0.0", "n".repeat(MAX_NAME_CHARS + 1));
+        let refused = check(&with_sections(&[(SECTION, long.as_bytes())]));
+        assert!(refused.is_err_and(|why| why.contains("name has 101 characters")));
+        let control = check(&with_sections(&[(SECTION, b"bad\x07name@1.0.0")]));
+        assert!(control.is_err_and(|why| why.contains("control character")));
+        let keys = "k\tv\td\n".repeat(MAX_CONFIG_KEYS + 1);
+        let many = check(&with_sections(&[(CONFIG_SECTION, keys.as_bytes())]));
+        assert!(many.is_err_and(|why| why.contains("101 configuration keys")));
+    }
+
     #[test]
     fn only_objects_of_strings_are_configurations() {
         let ok = from_json(&serde_json::json!({"days": "7"})).expect("an object of strings");
@@ -198,6 +319,10 @@ mod tests {
             serde_json::json!({"days": 7}),
             serde_json::json!(["days", "7"]),
             serde_json::json!("days=7"),
+            serde_json::json!({"k\u{0}": "x"}),
+            serde_json::json!({"k": "x\u{0}"}),
+            serde_json::json!({"": "x"}),
+            serde_json::json!({"k": "v".repeat(MAX_CONFIG_VALUE_CHARS + 1)}),
         ] {
             assert!(from_json(&bad).is_err(), "{bad}");
         }

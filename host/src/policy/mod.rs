@@ -5,125 +5,23 @@
 //! runs out of fuel or time, or breaks its memory limit is
 //! `POLICY_UNAVAILABLE`, and nothing is written.
 
-pub mod authoring;
 pub mod bindings;
 pub mod call;
 pub mod engine;
-mod follower;
 pub mod loaded;
 pub mod manifest;
 pub mod metadata;
-mod mirror;
 pub mod native;
 pub mod recorded;
 pub mod registry;
 pub mod replay;
 pub mod runner;
-pub mod service;
 pub mod shadow;
-mod store;
-pub mod watch;
-
-use std::{fmt, str::FromStr};
-
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+pub mod slot;
 
 pub use loaded::LoadedPolicy;
 pub use registry::Registry;
-
-/// A place in the request path that a policy fills.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum Slot {
-    Pricing,
-    Coupon,
-    OrderRules,
-}
-
-impl Slot {
-    pub const ALL: [Slot; 3] = [Slot::Pricing, Slot::Coupon, Slot::OrderRules];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Slot::Pricing => "pricing",
-            Slot::Coupon => "coupon",
-            Slot::OrderRules => "order_rules",
-        }
-    }
-
-    /// The WIT world a component must implement to fill this slot.
-    pub fn world(self) -> &'static str {
-        match self {
-            Slot::Pricing => "pricing-policy",
-            Slot::Coupon => "coupon-policy",
-            Slot::OrderRules => "order-rules-policy",
-        }
-    }
-
-    /// The interface a component exports to fill this slot, without its
-    /// package and version (see [`bindings::Contract::export`]).
-    pub fn interface(self) -> &'static str {
-        match self {
-            Slot::Pricing => "pricing",
-            Slot::Coupon => "coupon",
-            Slot::OrderRules => "order-rules",
-        }
-    }
-
-    /// The functions a component in this slot exports, as case files and
-    /// metrics name them.
-    pub fn functions(self) -> &'static [&'static str] {
-        match self {
-            Slot::Pricing => &["price"],
-            Slot::Coupon => &["apply", "can_issue"],
-            Slot::OrderRules => &["check"],
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Slot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Slot {
-    type Err = PolicyError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Slot::ALL
-            .into_iter()
-            .find(|slot| slot.as_str() == s)
-            .ok_or_else(|| PolicyError::UnknownSlot(s.to_owned()))
-    }
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PolicyError {
-    /// The component cannot serve: it trapped, ran out of fuel, time or memory.
-    #[error("the {slot} policy {policy} {reason}")]
-    Unavailable {
-        slot: Slot,
-        policy: String,
-        reason: String,
-    },
-    /// The bytes are not a component implementing the slot's world.
-    #[error("{0}")]
-    InvalidComponent(String),
-    #[error("there is no policy slot named {0:?}; slots are pricing, coupon, order_rules")]
-    UnknownSlot(String),
-    /// A configuration that is not an object of strings, or that the
-    /// component's declared keys refuse.
-    #[error("{0}")]
-    InvalidConfig(String),
-}
+pub use slot::{PolicyError, Slot};
 
 /// Locks `mutex`, going on with what a panicking holder left: every value
 /// kept under these locks (caches, tallies, file lists) stays usable.

@@ -290,8 +290,12 @@ pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
         'd' => Duration::try_days(count),
         _ => None,
     }
+    .filter(|ago| *ago >= Duration::zero())
     .ok_or_else(|| format!("{text:?} is not a duration such as 24h, 30m, 7d or 90s"))?;
-    Ok(Utc::now() - ago)
+    // Far beyond any stored order, but never a time chrono cannot hold.
+    Utc::now()
+        .checked_sub_signed(ago)
+        .ok_or_else(|| format!("{text:?} reaches further back than dates go"))
 }
 
 impl fmt::Display for ReplayReport {
@@ -384,7 +388,7 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused() {
-        for text in ["", "h", "24", "24x", "yesterday"] {
+        for text in ["", "h", "24", "24x", "yesterday", "-5d", "100000000000d"] {
             assert!(parse_since(text).is_err(), "{text}");
         }
     }

@@ -2,8 +2,7 @@
 //! version on every evaluation of the slot, on the same input, and is never
 //! applied. This file is the queue that runs candidates and the tally of
 //! what they did; starting and stopping shadows is a command of the
-//! [`PolicyService`](super::service::PolicyService), and their rows are in
-//! the [store](super::store).
+//! deployment (`crate::deployment`), which also keeps their rows.
 //!
 //! The active version answers the request first; its input and answer are
 //! then handed to a bounded queue that one thread per instance drains, so
@@ -35,13 +34,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub use super::store::EXAMPLES_KEPT;
 use super::{
     LoadedPolicy, PolicyError, Slot,
     call::{Call, Output},
     lock,
     metadata::ConfigKey,
-    store::{Counts, PolicyStore},
 };
 /// Evaluations waiting for the shadow thread; more are dropped and counted.
 const QUEUE_CAPACITY: usize = 1024;
@@ -128,7 +125,7 @@ impl ShadowSlot {
         self.current.load_full()
     }
 
-    pub(super) fn install(&self, shadow: Option<Arc<Shadow>>) {
+    pub(crate) fn install(&self, shadow: Option<Arc<Shadow>>) {
         self.current.store(shadow);
     }
 
@@ -217,10 +214,22 @@ impl Job {
     }
 }
 
+/// Divergences the deployment keeps per shadow, newest first.
+pub const EXAMPLES_KEPT: usize = 20;
+
+/// Outcomes one instance adds to a shadow's totals.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub evaluated: i64,
+    pub diverged: i64,
+    pub failed: i64,
+    pub dropped: i64,
+}
+
 /// Counts added since the last flush, and the newest examples.
-struct Taken {
-    counts: Counts,
-    examples: Vec<Example>,
+pub struct Outcomes {
+    pub counts: Counts,
+    pub examples: Vec<Example>,
 }
 
 impl Tally {
@@ -232,9 +241,9 @@ impl Tally {
         examples.push_back(example);
     }
 
-    fn take(&self) -> Taken {
+    fn take(&self) -> Outcomes {
         let take = |counter: &AtomicU64| counter.swap(0, Ordering::Relaxed) as i64;
-        Taken {
+        Outcomes {
             counts: Counts {
                 evaluated: take(&self.evaluated),
                 diverged: take(&self.diverged),
@@ -246,7 +255,7 @@ impl Tally {
     }
 
     /// Puts back what a failed flush took, for the next one.
-    fn restore(&self, taken: Taken) {
+    fn restore(&self, taken: Outcomes) {
         let add = |counter: &AtomicU64, n: i64| counter.fetch_add(n as u64, Ordering::Relaxed);
         add(&self.evaluated, taken.counts.evaluated);
         add(&self.diverged, taken.counts.diverged);
@@ -261,7 +270,7 @@ impl Tally {
     }
 }
 
-impl Taken {
+impl Outcomes {
     fn is_empty(&self) -> bool {
         self.counts.evaluated == 0 && self.counts.dropped == 0 && self.examples.is_empty()
     }
@@ -295,20 +304,17 @@ impl Shadow {
         .increment(1);
     }
 
-    /// Adds this instance's tally since the last flush to the deployment's
-    /// totals and keeps the newest examples of all instances.
-    pub async fn flush(&self, store: &PolicyStore) -> sqlx::Result<()> {
+    /// This instance's tally since the last call, emptied; `None` when
+    /// nothing happened. What cannot be written is handed back with
+    /// [`Shadow::put_back`].
+    pub fn take_outcomes(&self) -> Option<Outcomes> {
         let taken = self.tally.take();
-        if taken.is_empty() {
-            return Ok(());
-        }
-        let written = store
-            .add_outcomes(self.id, &taken.counts, &taken.examples)
-            .await;
-        if written.is_err() {
-            self.tally.restore(taken);
-        }
-        written
+        (!taken.is_empty()).then_some(taken)
+    }
+
+    /// Puts back outcomes that could not be written, for the next flush.
+    pub fn put_back(&self, outcomes: Outcomes) {
+        self.tally.restore(outcomes);
     }
 }
 
@@ -351,6 +357,11 @@ pub struct ShadowReport {
     pub failed: i64,
     /// Evaluations not run because the shadow queue was full.
     pub dropped: i64,
+    /// When the shadow stopped itself because its candidate failed nearly
+    /// always; `null` while it runs.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Why it stopped, in a sentence.
+    pub stopped_reason: Option<String>,
     /// The configuration the candidate ran with: its own, or (`own_config`
     /// false) the active version's.
     pub config: BTreeMap<String, String>,

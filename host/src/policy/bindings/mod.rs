@@ -7,6 +7,7 @@
 //! version does not know) and the component's output up. Which version a
 //! component speaks is read from the interface it exports.
 
+pub mod answer;
 pub mod v1_0;
 pub mod v1_1;
 

@@ -11,7 +11,7 @@ use wasmtime::{
     component::{HasSelf, InstancePre, Linker},
 };
 
-use super::v1_1 as latest;
+use super::{Contract, answer, v1_1 as latest};
 use crate::policy::{
     Slot,
     call::{Call, Output},
@@ -53,9 +53,9 @@ pub mod order_rules {
 use coupon::exports::commerce::policy::coupon::{ApplyInput, IssueInput};
 use order_rules::exports::commerce::policy::order_rules::OrderInput;
 use pricing::commerce::policy::types::{
-    CouponTerms, DiscountKind, Line, LogLevel, PricedLine, UserFacts, Violation,
+    CouponTerms, DiscountKind, Line, LogLevel, PricedLine, UserFacts,
 };
-use pricing::exports::commerce::policy::pricing::{LinePrice, PricingInput};
+use pricing::exports::commerce::policy::pricing::PricingInput;
 
 impl pricing::commerce::policy::host::Host for CallState {
     fn log(&mut self, level: LogLevel, message: String) {
@@ -79,48 +79,59 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 }
 
 /// A component pre-linked against one slot's 1.0.0 world.
-pub enum Prepared {
-    Pricing(pricing::PricingPolicyPre<CallState>),
-    Coupon(coupon::CouponPolicyPre<CallState>),
-    OrderRules(order_rules::OrderRulesPolicyPre<CallState>),
+pub struct Prepared {
+    slot: Slot,
+    pre: InstancePre<CallState>,
+    exports: answer::Exports,
 }
 
 impl Prepared {
+    /// Type-checks the component against the slot's world, then finds its
+    /// functions.
     pub fn new(slot: Slot, pre: InstancePre<CallState>) -> wasmtime::Result<Self> {
-        Ok(match slot {
-            Slot::Pricing => Prepared::Pricing(pricing::PricingPolicyPre::new(pre)?),
-            Slot::Coupon => Prepared::Coupon(coupon::CouponPolicyPre::new(pre)?),
-            Slot::OrderRules => Prepared::OrderRules(order_rules::OrderRulesPolicyPre::new(pre)?),
-        })
+        match slot {
+            Slot::Pricing => drop(pricing::PricingPolicyPre::new(pre.clone())?),
+            Slot::Coupon => drop(coupon::CouponPolicyPre::new(pre.clone())?),
+            Slot::OrderRules => drop(order_rules::OrderRulesPolicyPre::new(pre.clone())?),
+        }
+        let exports = answer::Exports::find(&pre, &Contract::V1_0.export(slot), slot)?;
+        Ok(Self { slot, pre, exports })
     }
 
-    /// Instantiates the component in `store` and makes the call, converting
-    /// the input down and the output up.
+    /// Instantiates the component in `store` and makes the call with the
+    /// input converted down; the answer is read bounded ([`answer`]), in
+    /// the newest version's types (the shapes did not change).
     pub fn call(&self, store: &mut Store<CallState>, call: &Call) -> wasmtime::Result<Output> {
-        Ok(match (self, call) {
-            (Prepared::Pricing(pre), Call::Price(input)) => {
-                let instance = pre.instantiate(&mut *store)?;
-                let pricing = instance.commerce_policy_pricing();
-                let prices = pricing.call_price(&mut *store, &input.into())?;
-                Output::Prices(prices.into_iter().map(Into::into).collect())
-            }
-            (Prepared::Coupon(pre), Call::Apply(input)) => {
-                let instance = pre.instantiate(&mut *store)?;
-                let coupon = instance.commerce_policy_coupon();
-                Output::Applied(coupon.call_apply(&mut *store, &input.into())?)
-            }
-            (Prepared::Coupon(pre), Call::CanIssue(input)) => {
-                let instance = pre.instantiate(&mut *store)?;
-                let coupon = instance.commerce_policy_coupon();
-                Output::Issuable(coupon.call_can_issue(&mut *store, &input.into())?)
-            }
-            (Prepared::OrderRules(pre), Call::Check(input)) => {
-                let instance = pre.instantiate(&mut *store)?;
-                let rules = instance.commerce_policy_order_rules();
-                let violations = rules.call_check(&mut *store, &input.into())?;
-                Output::Violations(violations.into_iter().map(Into::into).collect())
-            }
-            (_, call) => anyhow::bail!("{} is not a call of this slot", call.function()),
+        if call.slot() != self.slot {
+            anyhow::bail!("{} is not a call of this slot", call.function());
+        }
+        let (pre, exports) = (&self.pre, &self.exports);
+        Ok(match call {
+            Call::Price(input) => Output::Prices(answer::price(
+                store,
+                pre,
+                exports,
+                &PricingInput::from(input),
+                input.lines.len(),
+            )?),
+            Call::Apply(input) => Output::Applied(answer::apply(
+                store,
+                pre,
+                exports,
+                &ApplyInput::from(input),
+            )?),
+            Call::CanIssue(input) => Output::Issuable(answer::can_issue(
+                store,
+                pre,
+                exports,
+                &IssueInput::from(input),
+            )?),
+            Call::Check(input) => Output::Violations(answer::check(
+                store,
+                pre,
+                exports,
+                &OrderInput::from(input),
+            )?),
         })
     }
 }
@@ -227,28 +238,6 @@ impl From<&latest::OrderInput> for OrderInput {
             coupon: input.coupon.as_ref().map(Into::into),
             now: input.now,
             config: input.config.clone(),
-        }
-    }
-}
-
-// Up: the component's answer in the host's types.
-
-impl From<LinePrice> for latest::LinePrice {
-    fn from(price: LinePrice) -> Self {
-        Self {
-            product_id: price.product_id,
-            unit_price: price.unit_price,
-            discount: price.discount,
-            reason: price.reason,
-        }
-    }
-}
-
-impl From<Violation> for latest::Violation {
-    fn from(violation: Violation) -> Self {
-        Self {
-            code: violation.code,
-            message: violation.message,
         }
     }
 }

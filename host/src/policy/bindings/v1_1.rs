@@ -9,6 +9,7 @@ use wasmtime::{
     component::{HasSelf, InstancePre, Linker},
 };
 
+use super::{Contract, answer};
 use crate::policy::{
     Slot,
     call::{Call, Output},
@@ -69,45 +70,45 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 }
 
 /// A component pre-linked against one slot's 1.1.0 world.
-pub enum Prepared {
-    Pricing(pricing::PricingPolicyPre<CallState>),
-    Coupon(coupon::CouponPolicyPre<CallState>),
-    OrderRules(order_rules::OrderRulesPolicyPre<CallState>),
+pub struct Prepared {
+    slot: Slot,
+    pre: InstancePre<CallState>,
+    exports: answer::Exports,
 }
 
 impl Prepared {
+    /// Type-checks the component against the slot's world, then finds its
+    /// functions.
     pub fn new(slot: Slot, pre: InstancePre<CallState>) -> wasmtime::Result<Self> {
-        Ok(match slot {
-            Slot::Pricing => Prepared::Pricing(pricing::PricingPolicyPre::new(pre)?),
-            Slot::Coupon => Prepared::Coupon(coupon::CouponPolicyPre::new(pre)?),
-            Slot::OrderRules => Prepared::OrderRules(order_rules::OrderRulesPolicyPre::new(pre)?),
-        })
+        match slot {
+            Slot::Pricing => drop(pricing::PricingPolicyPre::new(pre.clone())?),
+            Slot::Coupon => drop(coupon::CouponPolicyPre::new(pre.clone())?),
+            Slot::OrderRules => drop(order_rules::OrderRulesPolicyPre::new(pre.clone())?),
+        }
+        let exports = answer::Exports::find(&pre, &Contract::V1_1.export(slot), slot)?;
+        Ok(Self { slot, pre, exports })
     }
 
-    /// Instantiates the component in `store` and makes the call.
+    /// Instantiates the component in `store` and makes the call, its answer
+    /// bounded as it is read ([`answer`]).
     pub fn call(&self, store: &mut Store<CallState>, call: &Call) -> wasmtime::Result<Output> {
-        Ok(match (self, call) {
-            (Prepared::Pricing(pre), Call::Price(input)) => {
-                let instance = pre.instantiate(&mut *store)?;
-                let pricing = instance.commerce_policy_pricing();
-                Output::Prices(pricing.call_price(&mut *store, input)?)
+        if call.slot() != self.slot {
+            anyhow::bail!("{} is not a call of this slot", call.function());
+        }
+        let (pre, exports) = (&self.pre, &self.exports);
+        Ok(match call {
+            Call::Price(input) => Output::Prices(answer::price(
+                store,
+                pre,
+                exports,
+                input,
+                input.lines.len(),
+            )?),
+            Call::Apply(input) => Output::Applied(answer::apply(store, pre, exports, input)?),
+            Call::CanIssue(input) => {
+                Output::Issuable(answer::can_issue(store, pre, exports, input)?)
             }
-            (Prepared::Coupon(pre), Call::Apply(input)) => {
-                let instance = pre.instantiate(&mut *store)?;
-                let coupon = instance.commerce_policy_coupon();
-                Output::Applied(coupon.call_apply(&mut *store, input)?)
-            }
-            (Prepared::Coupon(pre), Call::CanIssue(input)) => {
-                let instance = pre.instantiate(&mut *store)?;
-                let coupon = instance.commerce_policy_coupon();
-                Output::Issuable(coupon.call_can_issue(&mut *store, input)?)
-            }
-            (Prepared::OrderRules(pre), Call::Check(input)) => {
-                let instance = pre.instantiate(&mut *store)?;
-                let rules = instance.commerce_policy_order_rules();
-                Output::Violations(rules.call_check(&mut *store, input)?)
-            }
-            (_, call) => anyhow::bail!("{} is not a call of this slot", call.function()),
+            Call::Check(input) => Output::Violations(answer::check(store, pre, exports, input)?),
         })
     }
 }

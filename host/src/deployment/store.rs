@@ -16,14 +16,16 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction, types::Json};
 
-use super::{Slot, bindings::Config, shadow::Example};
+use crate::policy::{
+    Slot,
+    bindings::Config,
+    shadow::{Counts, EXAMPLES_KEPT, Example, Shadow},
+};
 
 /// The `NOTIFY` channel announcing a changed slot (the payload).
 pub const CHANNEL: &str = "commerce_policy";
 /// Advisory lock serializing changes to the policy state.
 const CHANGE_LOCK: i64 = 0x706f_6c69_6379; // "policy"
-/// Divergences the deployment keeps per shadow, newest first.
-pub const EXAMPLES_KEPT: usize = 20;
 
 /// What a notification on [`CHANNEL`] announces: `<slot>` for the active
 /// versions, `shadow:<slot>` for the shadow.
@@ -108,7 +110,18 @@ pub struct ShadowRow {
     pub diverged: i64,
     pub failed: i64,
     pub dropped: i64,
+    /// When the shadow stopped itself, and why; its candidate no longer runs.
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub stopped_reason: Option<String>,
 }
+
+/// A shadow stops itself once its candidate has failed at least this share
+/// of at least [`STOP_AFTER`] evaluations: a candidate that fails nearly
+/// always tells nothing more by running, and costs every instance its
+/// failures.
+const STOP_FAILED_PERCENT: i64 = 90;
+/// Evaluations a shadow runs before it may stop itself.
+const STOP_AFTER: i64 = 100;
 
 /// A candidate about to shadow a slot.
 pub struct NewShadow {
@@ -117,15 +130,6 @@ pub struct NewShadow {
     pub name: String,
     pub version: String,
     pub config: Option<Config>,
-}
-
-/// Outcomes one instance adds to a shadow's totals.
-#[derive(Debug, Default)]
-pub struct Counts {
-    pub evaluated: i64,
-    pub diverged: i64,
-    pub failed: i64,
-    pub dropped: i64,
 }
 
 /// The policy tables, read and changed.
@@ -137,10 +141,6 @@ pub struct PolicyStore {
 impl PolicyStore {
     pub fn new(db: PgPool) -> Self {
         Self { db }
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.db
     }
 
     /// A transaction that changes the state, once earlier changes are done.
@@ -195,7 +195,8 @@ impl PolicyStore {
 
     pub async fn shadow(&self, slot: Slot) -> sqlx::Result<Option<ShadowRow>> {
         sqlx::query_as(
-            "select id, sha256, name, version, config, started_at, evaluated, diverged, failed, dropped
+            "select id, sha256, name, version, config, started_at, evaluated, diverged, failed, dropped,
+                    stopped_at, stopped_reason
                from policy_shadows
               where slot = $1",
         )
@@ -220,9 +221,27 @@ impl PolicyStore {
         .await
     }
 
+    /// Adds this instance's tally of `shadow` since the last flush to the
+    /// deployment's totals, with the newest examples; on failure the tally
+    /// is kept for the next flush.
+    pub async fn flush(&self, shadow: &Shadow) -> sqlx::Result<()> {
+        let Some(outcomes) = shadow.take_outcomes() else {
+            return Ok(());
+        };
+        let written = self
+            .add_outcomes(shadow.id, &outcomes.counts, &outcomes.examples)
+            .await;
+        if written.is_err() {
+            shadow.put_back(outcomes);
+        }
+        written
+    }
+
     /// Adds one instance's outcomes to the shadow's totals and keeps the
     /// newest examples of all instances. A shadow stopped or replaced
-    /// meanwhile takes nothing: its row is gone.
+    /// meanwhile takes nothing: its row is gone. When the totals show the
+    /// candidate failing nearly always, the shadow stops itself here, in
+    /// the same update, and every instance is told.
     pub async fn add_outcomes(
         &self,
         shadow_id: i64,
@@ -230,19 +249,42 @@ impl PolicyStore {
         examples: &[Example],
     ) -> sqlx::Result<()> {
         let mut tx = self.db.begin().await?;
-        sqlx::query(
+        // `now()` is this transaction's start: a shadow it stopped has
+        // exactly that `stopped_at`, one stopped earlier an older one.
+        let stopped: Option<(String, bool)> = sqlx::query_as(
             "update policy_shadows
                 set evaluated = evaluated + $2, diverged = diverged + $3,
-                    failed = failed + $4, dropped = dropped + $5
-              where id = $1",
+                    failed = failed + $4, dropped = dropped + $5,
+                    stopped_at = case
+                        when stopped_at is null and evaluated + $2 >= $6
+                             and (failed + $4) * 100 >= (evaluated + $2) * $7 then now()
+                        else stopped_at end,
+                    stopped_reason = case
+                        when stopped_at is null and evaluated + $2 >= $6
+                             and (failed + $4) * 100 >= (evaluated + $2) * $7
+                        then format('stopped itself: its candidate failed %s of %s evaluations',
+                                    failed + $4, evaluated + $2)
+                        else stopped_reason end
+              where id = $1
+              returning slot, stopped_at is not null and stopped_at = now()",
         )
         .bind(shadow_id)
         .bind(counts.evaluated)
         .bind(counts.diverged)
         .bind(counts.failed)
         .bind(counts.dropped)
-        .execute(&mut *tx)
+        .bind(STOP_AFTER)
+        .bind(STOP_FAILED_PERCENT)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some((slot, true)) = stopped {
+            tracing::warn!(%slot, shadow = shadow_id, "a shadow stopped itself: its candidate fails nearly always");
+            sqlx::query("select pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(format!("shadow:{slot}"))
+                .execute(&mut *tx)
+                .await?;
+        }
         if !examples.is_empty() {
             sqlx::query(
                 "insert into policy_shadow_examples

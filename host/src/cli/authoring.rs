@@ -24,7 +24,7 @@ use std::{
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use super::{Slot, metadata};
+use crate::policy::{Slot, metadata};
 
 /// The contract a new plugin is written against: the newest.
 pub const NEW_CONTRACT: &str = "1.1.0";

@@ -19,8 +19,9 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{lock, service::PolicyService};
+use super::PolicyService;
 use crate::config::Settings;
+use crate::policy::lock;
 
 /// How long the files must stay unchanged before they are read.
 pub const QUIET: Duration = Duration::from_millis(200);
@@ -131,7 +132,7 @@ fn policy_files(settings: &Settings) -> Vec<PathBuf> {
         .manifest_dir
         .join(format!("{}.toml", settings.environment));
     let mut files = vec![absolute(&manifest)];
-    match super::manifest::load(
+    match crate::policy::manifest::load(
         &settings.manifest_dir,
         &settings.component_dir,
         &settings.environment,

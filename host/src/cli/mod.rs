@@ -1,4 +1,7 @@
-//! The `commerce` command line.
+//! The `commerce` command line, with the rule authors' tools (`policy new`,
+//! `policy build`) that it alone uses.
+
+pub mod authoring;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -10,7 +13,7 @@ use crate::{
     Application,
     config::Settings,
     db, demo, identity,
-    policy::{LoadedPolicy, Slot, authoring, metadata, replay, runner},
+    policy::{LoadedPolicy, Slot, metadata, replay, runner},
     seed, telemetry,
 };
 

@@ -4,20 +4,23 @@
 //! [`Mirror::sync_shadow`] install what the [store](super::store) says now;
 //! the [follower](super::follower) calls them on every change.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, sync::Arc};
 
-use super::{
+use super::store::{Activation, PolicyStore};
+use crate::policy::{
     LoadedPolicy, PolicyError, Registry, Slot,
     loaded::{Compiled, PolicyInfo},
-    lock,
     native::Native,
     registry::SlotState,
     shadow::{Shadow, Shadows},
-    store::{Activation, PolicyStore},
 };
+
+/// Components kept compiled by digest, to install again without compiling:
+/// the versions in use are held by the registry whatever this forgets.
+const COMPILED_KEPT: u64 = 32;
+
+/// Compiled components by digest, shared with uploads' background compiles.
+type CompiledCache = moka::sync::Cache<[u8; 32], Compiled>;
 
 /// How long an upload waits for its compile: within the request timeout.
 const COMPILE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -27,7 +30,7 @@ pub struct Mirror {
     pub registry: Arc<Registry>,
     pub shadows: Shadows,
     /// Shared with uploads' background compiles (see [`Mirror::compile`]).
-    compiled: Arc<Mutex<HashMap<[u8; 32], Compiled>>>,
+    compiled: CompiledCache,
     /// Serializes installs, so an older read never replaces a newer one.
     sync_lock: tokio::sync::Mutex<()>,
 }
@@ -41,7 +44,11 @@ impl Mirror {
         compiled: HashMap<[u8; 32], Compiled>,
     ) -> anyhow::Result<Self> {
         let shadows = Shadows::start()?;
-        let compiled = Arc::new(Mutex::new(compiled));
+        let cache = CompiledCache::new(COMPILED_KEPT);
+        for (sha256, component) in compiled {
+            cache.insert(sha256, component);
+        }
+        let compiled = cache;
         let mut states = Vec::with_capacity(Slot::ALL.len());
         for slot in Slot::ALL {
             states.push(load_slot(&store, &compiled, &shadows, slot, None).await?);
@@ -97,7 +104,12 @@ impl Mirror {
         let _one_at_a_time = self.sync_lock.lock().await;
         let cell = self.shadows.slot(slot);
         let current = cell.current();
-        let row = self.store.shadow(slot).await?;
+        // A shadow that stopped itself stays reported, but runs no more.
+        let row = self
+            .store
+            .shadow(slot)
+            .await?
+            .filter(|row| row.stopped_at.is_none());
         match (row, current) {
             (None, None) => {}
             (None, Some(stopped)) => {
@@ -143,7 +155,7 @@ impl Mirror {
                 "an upload is a component; a native policy is chosen in a manifest".to_owned(),
             ));
         }
-        let cached = lock(&self.compiled).get(sha256).cloned();
+        let cached = self.compiled.get(sha256);
         let component = match cached {
             Some(component) => component,
             None => self.compile_bounded(slot, sha256, bytes).await?,
@@ -170,7 +182,7 @@ impl Mirror {
         let key = *sha256;
         let compiling = tokio::spawn(async move {
             let component = compile(bytes).await?;
-            lock(&compiled).insert(key, component.clone());
+            compiled.insert(key, component.clone());
             Ok::<Compiled, PolicyError>(component)
         });
         match tokio::time::timeout(COMPILE_WAIT, compiling).await {
@@ -191,7 +203,7 @@ impl Mirror {
 
     /// Keeps a component compiled elsewhere (a manifest's).
     pub fn keep(&self, sha256: [u8; 32], component: Compiled) {
-        lock(&self.compiled).insert(sha256, component);
+        self.compiled.insert(sha256, component);
     }
 
     /// The compiled component with this digest, from PostgreSQL if this
@@ -204,7 +216,7 @@ impl Mirror {
     pub async fn flush_shadows(&self) {
         for slot in Slot::ALL {
             if let Some(shadow) = self.shadows.slot(slot).current()
-                && let Err(err) = shadow.flush(&self.store).await
+                && let Err(err) = self.store.flush(&shadow).await
             {
                 tracing::warn!(%slot, %err, "cannot record the shadow's outcomes; retrying");
             }
@@ -249,7 +261,7 @@ async fn fits(slot: Slot, component: Compiled) -> Result<(), PolicyError> {
 /// has loaded already.
 async fn load_slot(
     store: &PolicyStore,
-    cache: &Mutex<HashMap<[u8; 32], Compiled>>,
+    cache: &CompiledCache,
     shadows: &Shadows,
     slot: Slot,
     current: Option<&SlotState>,
@@ -271,7 +283,7 @@ async fn load_slot(
 
 async fn load_version(
     store: &PolicyStore,
-    cache: &Mutex<HashMap<[u8; 32], Compiled>>,
+    cache: &CompiledCache,
     shadows: &Shadows,
     slot: Slot,
     row: Activation,
@@ -307,16 +319,16 @@ async fn load_version(
 /// instance, or read from `policy_components` and compiled now.
 async fn compiled(
     store: &PolicyStore,
-    cache: &Mutex<HashMap<[u8; 32], Compiled>>,
+    cache: &CompiledCache,
     slot: Slot,
     sha256: &[u8],
 ) -> anyhow::Result<Compiled> {
     let key: [u8; 32] = sha256.try_into()?;
-    if let Some(component) = lock(cache).get(&key).cloned() {
+    if let Some(component) = cache.get(&key) {
         return Ok(component);
     }
     let bytes = store.component(sha256).await?;
     let component = check(slot, bytes).await?;
-    lock(cache).insert(key, component.clone());
+    cache.insert(key, component.clone());
     Ok(component)
 }

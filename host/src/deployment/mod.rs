@@ -1,8 +1,8 @@
 //! The deployment's policy commands: swap a slot's component, change its
 //! configuration, roll back, reload the manifest, start and stop shadows,
-//! report on them. Each writes the [store](super::store) and installs the
+//! report on them. Each writes the [store](store) and installs the
 //! result on this instance at once; every other instance follows within a
-//! second (see [`super::follower`]).
+//! second (see [`follower`]).
 //!
 //! A starting instance joins the state it finds; the environment's manifest
 //! only fills slots that have none.
@@ -12,20 +12,26 @@ use std::{collections::HashMap, sync::Arc};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Registry, Slot,
-    bindings::Config,
-    follower,
-    loaded::{Compiled, PolicyInfo},
-    manifest::{self, Manifest},
-    metadata,
-    mirror::{self, Mirror},
-    shadow::{Shadow, ShadowInfo, ShadowReport},
+mod follower;
+mod mirror;
+mod store;
+pub mod watch;
+
+use self::{
+    mirror::Mirror,
     store::{ActivationRecord, NewActivation, NewShadow, PolicyStore},
 };
 use crate::{
     config::Settings,
     error::{Error, Result},
+    policy::{
+        Registry, Slot,
+        bindings::Config,
+        loaded::{Compiled, PolicyInfo},
+        manifest::{self, Manifest},
+        metadata,
+        shadow::{Shadow, ShadowInfo, ShadowReport},
+    },
 };
 
 pub struct PolicyService {
@@ -306,7 +312,7 @@ impl PolicyService {
     pub async fn shadow_report(&self, slot: Slot) -> Result<ShadowReport> {
         let installed = self.mirror.shadows.slot(slot).current();
         if let Some(shadow) = &installed {
-            shadow.flush(&self.store).await?;
+            self.store.flush(shadow).await?;
         }
         let row = self
             .store
@@ -340,6 +346,8 @@ impl PolicyService {
             diverged: row.diverged,
             failed: row.failed,
             dropped: row.dropped,
+            stopped_at: row.stopped_at,
+            stopped_reason: row.stopped_reason,
             config: metadata::to_object(&ran_with),
             own_config,
             missing_config_keys,
@@ -358,6 +366,8 @@ impl PolicyService {
         config: Option<&Config>,
     ) -> Result<([u8; 32], String, String)> {
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        metadata::check(bytes)
+            .map_err(|why| Error::InvalidComponent(format!("the component is refused: {why}")))?;
         let (name, version) = metadata::label(bytes, &sha256);
         let component = self.mirror.compile(slot, &sha256, bytes.to_vec()).await?;
         if let Some(config) = config {

@@ -1,5 +1,7 @@
 //! Logs and metrics.
 
+pub mod live;
+
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
