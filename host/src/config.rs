@@ -145,6 +145,11 @@ pub struct Settings {
     #[arg(long, env = "COMMERCE_HTTP2_MAX_STREAMS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub http2_max_streams: u32,
 
+    /// How often each instance adds its shadow outcomes to the deployment's
+    /// report, in milliseconds.
+    #[arg(long, env = "COMMERCE_SHADOW_FLUSH_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub shadow_flush_ms: u64,
+
     /// Days a published outbox event is kept in PostgreSQL.
     #[arg(long, env = "OUTBOX_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     pub outbox_retention_days: u32,
@@ -189,6 +194,7 @@ impl std::fmt::Debug for Settings {
             .field("idle_timeout_ms", &self.idle_timeout_ms)
             .field("body_timeout_ms", &self.body_timeout_ms)
             .field("http2_max_streams", &self.http2_max_streams)
+            .field("shadow_flush_ms", &self.shadow_flush_ms)
             .finish_non_exhaustive()
     }
 }

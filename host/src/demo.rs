@@ -3,6 +3,7 @@
 //! an empty database.
 
 use crate::{
+    audit::Actor,
     catalog, coupons,
     identity::{Acting, Signer},
     points,
@@ -123,13 +124,16 @@ pub async fn load_if_empty(state: &AppState) -> anyhow::Result<()> {
             let step = i64::try_from(i).unwrap_or(0);
             state
                 .catalog
-                .create(catalog::NewProduct {
-                    name: (*name).to_owned(),
-                    category: (*category).to_owned(),
-                    price: base_price + step * 1_500,
-                    // A sold-out product in every category shows the in_stock filter.
-                    stock: if i == 3 { 0 } else { 20 + step * 10 },
-                })
+                .create(
+                    &Actor::system(),
+                    catalog::NewProduct {
+                        name: (*name).to_owned(),
+                        category: (*category).to_owned(),
+                        price: base_price + step * 1_500,
+                        // A sold-out product in every category shows the in_stock filter.
+                        stock: if i == 3 { 0 } else { 20 + step * 10 },
+                    },
+                )
                 .await?;
             loaded += 1;
         }
@@ -137,18 +141,21 @@ pub async fn load_if_empty(state: &AppState) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     state
         .coupons
-        .create(coupons::NewCoupon {
-            name: "Opening month 10%".to_owned(),
-            discount: coupons::Discount {
-                kind: coupons::DiscountKind::Percent,
-                value: 10,
-                max_amount: Some(5_000),
+        .create(
+            &Actor::system(),
+            coupons::NewCoupon {
+                name: "Opening month 10%".to_owned(),
+                discount: coupons::Discount {
+                    kind: coupons::DiscountKind::Percent,
+                    value: 10,
+                    max_amount: Some(5_000),
+                },
+                total_quantity: 100,
+                min_order_amount: 0,
+                valid_from: now,
+                valid_until: now + chrono::Duration::days(30),
             },
-            total_quantity: 100,
-            min_order_amount: 0,
-            valid_from: now,
-            valid_until: now + chrono::Duration::days(30),
-        })
+        )
         .await?;
     tracing::info!(
         users = USERS.len(),

@@ -3,6 +3,7 @@
 //! an [`Application`] directly.
 
 pub mod application;
+pub(crate) mod audit;
 pub(crate) mod catalog;
 pub mod cli;
 pub mod config;

@@ -3,7 +3,7 @@
 //! /api/v1/quotes` runs it alone, so a client can show what an order would
 //! cost without writing anything.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::{
-    coupons::{self, Coupon, HeldStatus},
+    catalog, coupons,
     error::{Error, Result, RuleViolation},
     policy::{
         LoadedPolicy, PolicyError,
@@ -116,15 +116,6 @@ pub struct Quote {
     pub inputs: RecordedInputs,
 }
 
-/// A product as the policies see it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct CatalogueLine {
-    id: i64,
-    name: String,
-    category: String,
-    price: i64,
-}
-
 /// Checks the cart's shape; the order rules judge the rest.
 pub fn validate(items: &[CartItem]) -> Result<()> {
     if items.is_empty() || items.len() > MAX_LINES {
@@ -151,43 +142,6 @@ pub struct PolicyInputs {
     names: Vec<(String, String)>,
 }
 
-/// A user's coupon with its terms, as an order may use it.
-#[derive(Debug, sqlx::FromRow)]
-struct UsableCoupon {
-    user_id: i64,
-    held: HeldStatus,
-    #[sqlx(flatten)]
-    coupon: Coupon,
-}
-
-/// The terms of the user's coupon `id`, if it may be used now:
-/// `COUPON_UNAVAILABLE` when it is another user's, used, or not valid now.
-async fn usable_coupon(db: &PgPool, user_id: i64, id: i64) -> Result<CouponTerms> {
-    let usable: Option<UsableCoupon> = sqlx::query_as(&format!(
-        "select uc.user_id, uc.status as held, c.*
-           from user_coupons uc, lateral ({}) c
-          where uc.id = $1",
-        coupons::select_one("uc.coupon_id")
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    let usable = usable
-        .filter(|usable| usable.user_id == user_id)
-        .ok_or_else(|| Error::CouponUnavailable(format!("user coupon {id} is not this user's")))?;
-    if usable.held != HeldStatus::Available {
-        return Err(Error::CouponUnavailable(format!(
-            "user coupon {id} is already used"
-        )));
-    }
-    if !usable.coupon.is_active_at(Utc::now()) {
-        return Err(Error::CouponUnavailable(format!(
-            "user coupon {id} is not valid now"
-        )));
-    }
-    Ok(usable.coupon.terms())
-}
-
 pub async fn gather(
     db: &PgPool,
     user_id: i64,
@@ -197,12 +151,7 @@ pub async fn gather(
     validate(items)?;
     let user = crate::users::facts(db, user_id).await?;
     let ids: Vec<i64> = items.iter().map(|item| item.product_id).collect();
-    let products: Vec<CatalogueLine> =
-        sqlx::query_as("select id, name, category, price from products where id = any($1)")
-            .bind(&ids)
-            .fetch_all(db)
-            .await?;
-    let products: HashMap<i64, CatalogueLine> = products.into_iter().map(|p| (p.id, p)).collect();
+    let products = catalog::priced(db, &ids).await?;
     let mut lines = Vec::with_capacity(items.len());
     let mut names = Vec::with_capacity(items.len());
     for item in items {
@@ -219,7 +168,7 @@ pub async fn gather(
         names.push((product.name.clone(), product.category.clone()));
     }
     let coupon = match user_coupon_id {
-        Some(held) => Some((held, usable_coupon(db, user_id, held).await?)),
+        Some(held) => Some((held, coupons::usable(db, user_id, held).await?)),
         None => None,
     };
     Ok(PolicyInputs {

@@ -3,8 +3,6 @@
 //! with a candidate's own configuration, promoted and rolled back, on two
 //! instances of one deployment.
 
-use std::time::{Duration, Instant};
-
 use commerce_tests::*;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -52,19 +50,15 @@ async fn entry(app: &Instance, slot: &str) -> Value {
 /// Waits until `app` serves the slot with `name` and `config`: every
 /// instance follows a change within a second.
 async fn serves(app: &Instance, slot: &str, name: &str, config: Value) -> Value {
-    let started = Instant::now();
-    loop {
+    eventually(PROPAGATION, &format!("{name} with {config}"), || async {
         let entry = entry(app, slot).await;
         if entry["name"] == name && entry["config"] == config {
-            return entry;
+            Ok(entry)
+        } else {
+            Err(entry.to_string())
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "after {:?}: {entry}, not {name} with {config}",
-            started.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// The discount a quote of `quantity` pens gets on `app`.
@@ -80,23 +74,6 @@ async fn quote_discount(app: &Instance, user: &User, product: &Product, quantity
     quote["items"][0]["discount"]
         .as_i64()
         .unwrap_or_else(|| panic!("no discount in {quote}"))
-}
-
-/// The slot's shadow report once it has counted `evaluated` evaluations.
-async fn report_after(app: &Instance, slot: &str, evaluated: i64) -> Value {
-    let started = Instant::now();
-    loop {
-        let report: Value = expect(
-            app.admin(Method::GET, &format!("{POLICIES}/{slot}/shadow")),
-            StatusCode::OK,
-        )
-        .await;
-        if report["evaluated"].as_i64() >= Some(evaluated) {
-            return report;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{report}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,9 +110,11 @@ async fn a_candidate_shadowed_with_its_own_configuration_is_promoted_with_it_and
         started["config_keys"][0]["key"], "min_lifetime_spend",
         "{started}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    deployment
+        .until_shadowed("pricing", &started["sha256"])
+        .await;
     assert_eq!(quote_discount(second, &user, &pen, 2).await, 0);
-    let report = report_after(first, "pricing", 1).await;
+    let report = first.shadow_report_after("pricing", 1).await;
     assert_eq!(report["diverged"], 0, "{report}");
     assert_eq!(report["missing_config_keys"], json!(["min_lifetime_spend"]));
     assert!(
@@ -161,13 +140,17 @@ async fn a_candidate_shadowed_with_its_own_configuration_is_promoted_with_it_and
         (&started["config"], &started["own_config"]),
         (&own, &json!(true))
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    deployment
+        .until_every_instance("pricing", "the shadow's own configuration", |entry| {
+            entry["shadow"]["config"] == own
+        })
+        .await;
     for n in 0..4 {
         // Never applied: every answer is at list price.
         let app = deployment.instance(n);
         assert_eq!(quote_discount(app, &user, &pen, 2).await, 0);
     }
-    let report = report_after(second, "pricing", 4).await;
+    let report = second.shadow_report_after("pricing", 4).await;
     println!("shadow with its own configuration: {report:#}");
     assert_eq!(
         (

@@ -10,7 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use commerce::{
@@ -344,23 +344,19 @@ impl PrivateRedis {
             .spawn()
             .expect("redis-server starts");
         self.server = Some(server);
-        let started = Instant::now();
         let client = redis::Client::open(self.url()).expect("a Redis URL");
-        loop {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server does not answer"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(Duration::from_secs(10), "redis-server answers", || async {
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|err| err.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(|err| err.to_string())
+        })
+        .await;
     }
 
     /// Kills the server, as a crash would.
@@ -402,14 +398,15 @@ async fn without_redis_postgresql_issues_exactly_k_and_redis_is_used_again_once_
     assert_exact(&deployment, first.id, 50, &tally, &double_clickers).await;
 
     private.resume().await;
-    let started = Instant::now();
-    while readiness(app).await.1["status"] != "ready" {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "readiness does not recover"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), "readiness recovers", || async {
+        let (_, body) = readiness(app).await;
+        if body["status"] == "ready" {
+            Ok(())
+        } else {
+            Err(body.to_string())
+        }
+    })
+    .await;
     // A coupon's state comes back, rebuilt from PostgreSQL, as soon as a
     // request finds Redis answering again: no restart. (The first coupon is
     // sold out for good and needs no state any more; a second one does.)
@@ -417,31 +414,28 @@ async fn without_redis_postgresql_issues_exactly_k_and_redis_is_used_again_once_
     let redis = redis_at(&private.url(), &deployment.redis_prefix).await;
     let mut conn = redis.conn.clone();
     let remaining_key = coupon_key(&redis, second.id, "remaining");
-    let mut late_comers = users[400..].iter().copied();
-    let mut issued = 0;
-    let started = Instant::now();
-    let remaining = loop {
-        let user_id = late_comers.next().expect("enough users");
-        let (status, body) = deployment
-            .instance(user_id as usize)
-            .issue(second.id, user_id)
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        issued += 1;
-        let remaining: Option<i64> = redis::cmd("GET")
-            .arg(&remaining_key)
-            .query_async(&mut conn)
-            .await
-            .expect("Redis answers");
-        if let Some(remaining) = remaining {
-            break remaining;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "issuance does not return to Redis"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // Each try issues one more coupon, until one finds the state rebuilt.
+    let issued = std::sync::atomic::AtomicI64::new(0);
+    let remaining = eventually(
+        Duration::from_secs(10),
+        "issuance returns to Redis",
+        || async {
+            let user_id = users[400 + issued.fetch_add(1, Ordering::Relaxed) as usize];
+            let (status, body) = deployment
+                .instance(user_id as usize)
+                .issue(second.id, user_id)
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            let remaining: Option<i64> = redis::cmd("GET")
+                .arg(&remaining_key)
+                .query_async(&mut conn.clone())
+                .await
+                .expect("Redis answers");
+            remaining.ok_or_else(|| "no state yet".to_owned())
+        },
+    )
+    .await;
+    let issued = issued.load(Ordering::Relaxed);
     assert_eq!(
         remaining,
         50 - issued,

@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use commerce::policy::{
     Slot,
@@ -222,18 +222,19 @@ async fn a_1_0_0_component_and_a_1_1_0_component_both_serve_orders_on_one_server
 
 /// Waits until the active pricing policy is `name`.
 async fn pricing_becomes(app: &Instance, name: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let pricing = active(app, "pricing").await;
-        if pricing["name"] == name {
-            return pricing;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still {pricing}, not {name}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        &format!("pricing becomes {name}"),
+        || async {
+            let pricing = active(app, "pricing").await;
+            if pricing["name"] == name {
+                Ok(pricing)
+            } else {
+                Err(pricing.to_string())
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

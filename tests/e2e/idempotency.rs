@@ -211,7 +211,7 @@ async fn an_order_repeated_after_the_pricing_policy_was_swapped_answers_the_stor
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        deployment.until_active("pricing", &body["sha256"]).await;
     };
     // Ten units: pricing-bulk would take 10% off, the stored order did not.
     order_once_then_repeat(&deployment, swap, 10, 10).await;
@@ -238,7 +238,7 @@ async fn an_order_repeated_after_the_product_sold_out_answers_the_stored_order()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_repeated_after_the_order_expired_answers_the_stored_payment() {
-    let deployment = Deployment::start_with(2, |settings| settings.order_ttl_seconds = 2).await;
+    let deployment = Deployment::start_with(2, |settings| settings.order_ttl_seconds = 1).await;
     let (a, b) = (deployment.instance(0), deployment.instance(1));
     let user = a.create_user("kim").await;
     assert_eq!(a.charge(user.id, 100_000).await.0, StatusCode::OK);
@@ -251,7 +251,13 @@ async fn a_payment_repeated_after_the_order_expired_answers_the_stored_payment()
     // The paid order is now cancelled, so it could not be paid again, and
     // past its time.
     assert_eq!(a.cancel(order_id).await.0, StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let expires_at: chrono::DateTime<chrono::Utc> = order["expires_at"]
+        .as_str()
+        .and_then(|at| at.parse().ok())
+        .expect("an expiry time");
+    if let Ok(left) = (expires_at - chrono::Utc::now()).to_std() {
+        tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+    }
     let again = send_with_key(b.pay_request(order_id, user.id), "pay-1").await;
     assert_eq!(again.status, StatusCode::CREATED);
     assert!(again.replayed);

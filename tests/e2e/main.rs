@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server against real PostgreSQL and Redis.
 //! Run with `cargo test --release --workspace`.
 
+mod audit;
 mod bad_input;
 mod config;
 mod console;

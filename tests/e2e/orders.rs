@@ -317,16 +317,18 @@ async fn unpaid_orders_expire_once_with_stock_and_coupon_restored() {
     assert_eq!(with_coupon["discount"], 500);
     let plain = id(&app.place_order(user.id, &[(product.id, 3)]).await.1);
     assert_eq!(app.stock(product.id).await, 5);
-    let started = std::time::Instant::now();
-    while app.order(plain).await["status"] != "expired"
-        || app.order(id(&with_coupon)).await["status"] != "expired"
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the orders did not expire"
+    eventually(Duration::from_secs(10), "the orders expire", || async {
+        let statuses = (
+            app.order(plain).await["status"].clone(),
+            app.order(id(&with_coupon)).await["status"].clone(),
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if statuses == (json!("expired"), json!("expired")) {
+            Ok(())
+        } else {
+            Err(format!("{statuses:?}"))
+        }
+    })
+    .await;
     expect_problem(
         app.pay_request(plain, user.id),
         StatusCode::CONFLICT,
@@ -580,94 +582,99 @@ async fn a_paid_order_reaches_the_event_stream_and_the_popular_ranking() {
     .await;
 
     let client = redis::Client::open("redis://127.0.0.1:6379").expect("a redis client");
-    let mut conn = client
+    let conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
     let stream = format!("{}events:orders", deployment.redis_prefix);
-    let started = std::time::Instant::now();
-    loop {
-        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-            .arg(&stream)
-            .arg("-")
-            .arg("+")
-            .query_async::<redis::Value>(&mut conn)
-            .await
-            .ok()
-            .and_then(|value| redis::from_redis_value(&value).ok())
-            .unwrap_or_default();
-        let paid_events: Vec<&Vec<(String, String)>> = entries
+    let entries = eventually(
+        Duration::from_secs(5),
+        "three order.paid events reach the stream",
+        || async {
+            let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .query_async::<redis::Value>(&mut conn.clone())
+                .await
+                .ok()
+                .and_then(|value| redis::from_redis_value(&value).ok())
+                .unwrap_or_default();
+            let paid = entries
+                .iter()
+                .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "type" && v == "order.paid"))
+                .count();
+            if paid == 3 {
+                Ok(entries)
+            } else {
+                Err(format!("{entries:?}"))
+            }
+        },
+    )
+    .await;
+    let paid_events: Vec<&Vec<(String, String)>> = entries
+        .iter()
+        .map(|(_, fields)| fields)
+        .filter(|fields| fields.iter().any(|(k, v)| k == "type" && v == "order.paid"))
+        .collect();
+    let fields = paid_events[0];
+    let field = |name: &str| {
+        fields
             .iter()
-            .map(|(_, fields)| fields)
-            .filter(|fields| fields.iter().any(|(k, v)| k == "type" && v == "order.paid"))
-            .collect();
-        if paid_events.len() == 3 {
-            let fields = paid_events[0];
-            let field = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
-            assert_eq!(field("order_id"), paid.to_string());
-            assert_eq!(field("event_id").len(), 36);
-            let payload: Value = serde_json::from_str(&field("payload")).expect("a JSON payload");
-            assert_eq!(payload["status"], "paid");
-            assert_eq!(payload["total"], 9_000);
-            // The order's events in the order they happened: placed, paid.
-            let of_order: Vec<Value> = entries
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("order_id"), paid.to_string());
+    assert_eq!(field("event_id").len(), 36);
+    let payload: Value = serde_json::from_str(&field("payload")).expect("a JSON payload");
+    assert_eq!(payload["status"], "paid");
+    assert_eq!(payload["total"], 9_000);
+    // The order's events in the order they happened: placed, paid.
+    let of_order: Vec<Value> = entries
+        .iter()
+        .map(|(_, fields)| fields)
+        .filter(|fields| {
+            fields
                 .iter()
-                .map(|(_, fields)| fields)
-                .filter(|fields| {
-                    fields
-                        .iter()
-                        .any(|(k, v)| k == "order_id" && *v == paid.to_string())
-                })
-                .map(|fields| {
-                    let payload = fields
-                        .iter()
-                        .find(|(k, _)| k == "payload")
-                        .expect("a payload");
-                    serde_json::from_str(&payload.1).expect("a JSON payload")
-                })
-                .collect();
-            let kinds: Vec<&str> = of_order
+                .any(|(k, v)| k == "order_id" && *v == paid.to_string())
+        })
+        .map(|fields| {
+            let payload = fields
                 .iter()
-                .filter_map(|event| event["type"].as_str())
-                .collect();
-            assert_eq!(kinds, ["order.placed", "order.paid"], "{of_order:?}");
-            let placed = &of_order[0];
-            assert_eq!(placed["status"], "pending_payment", "{placed}");
-            assert_eq!(placed["order_id"], paid, "{placed}");
-            assert_eq!(placed["total"], 9_000, "{placed}");
-            assert_eq!(
-                placed["event_id"].as_str().map(str::len),
-                Some(36),
-                "{placed}"
-            );
-            assert_ne!(placed["event_id"], of_order[1]["event_id"]);
-            assert!(
-                placed["occurred_at"]
-                    .as_str()
-                    .is_some_and(|at| at.ends_with('Z')),
-                "{placed}"
-            );
-            assert_eq!(placed["promotions"], json!([]), "{placed}");
-            assert_eq!(placed["arms"], json!({}), "{placed}");
-            let item = &placed["items"][0];
-            assert!(
-                item["product_id"].is_i64() && item["adjustments"].is_array(),
-                "{placed}"
-            );
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "order.paid events did not reach {stream}: {entries:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+                .find(|(k, _)| k == "payload")
+                .expect("a payload");
+            serde_json::from_str(&payload.1).expect("a JSON payload")
+        })
+        .collect();
+    let kinds: Vec<&str> = of_order
+        .iter()
+        .filter_map(|event| event["type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["order.placed", "order.paid"], "{of_order:?}");
+    let placed = &of_order[0];
+    assert_eq!(placed["status"], "pending_payment", "{placed}");
+    assert_eq!(placed["order_id"], paid, "{placed}");
+    assert_eq!(placed["total"], 9_000, "{placed}");
+    assert_eq!(
+        placed["event_id"].as_str().map(str::len),
+        Some(36),
+        "{placed}"
+    );
+    assert_ne!(placed["event_id"], of_order[1]["event_id"]);
+    assert!(
+        placed["occurred_at"]
+            .as_str()
+            .is_some_and(|at| at.ends_with('Z')),
+        "{placed}"
+    );
+    assert_eq!(placed["promotions"], json!([]), "{placed}");
+    assert_eq!(placed["arms"], json!({}), "{placed}");
+    let item = &placed["items"][0];
+    assert!(
+        item["product_id"].is_i64() && item["adjustments"].is_array(),
+        "{placed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -333,14 +333,19 @@ async fn a_swap_through_one_instance_reaches_the_other_within_a_second() {
 /// Waits until `app` serves `name` in `slot`, at most `within`; how long it took.
 async fn serves_within(app: &Instance, slot: &str, name: &str, within: Duration) -> Duration {
     let started = Instant::now();
-    while active(app, slot).await["name"] != name {
-        assert!(
-            started.elapsed() < within,
-            "{} does not serve {name} in {slot} after {within:?}",
-            app.base
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        within,
+        &format!("{} serves {name} in {slot}", app.base),
+        || async {
+            let active = active(app, slot).await;
+            if active["name"] == name {
+                Ok(())
+            } else {
+                Err(active.to_string())
+            }
+        },
+    )
+    .await;
     started.elapsed()
 }
 

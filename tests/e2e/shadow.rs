@@ -18,25 +18,6 @@ async fn start_shadow(app: &Instance, slot: &str, component_name: &str) -> Value
     .await
 }
 
-/// The slot's shadow report once it has counted `evaluated` evaluations:
-/// candidates run after the answer, and instances add their counts every second.
-async fn report_after(app: &Instance, slot: &str, evaluated: i64) -> Value {
-    let started = Instant::now();
-    loop {
-        let report: Value =
-            expect(app.admin(Method::GET, &shadow_path(slot)), StatusCode::OK).await;
-        if report["evaluated"].as_i64() >= Some(evaluated) {
-            return report;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "only {} of {evaluated} evaluations counted: {report}",
-            report["evaluated"]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// What `pricing-bulk` takes off a cart: 10% of each line of 10 units or more.
 fn bulk_discount(lines: &[(i64, i64)], price: i64) -> i64 {
     lines
@@ -67,7 +48,9 @@ async fn pricing_bulk_in_shadow_and_in_replay_differs_exactly_on_lines_of_ten_or
     );
     assert!(started["sha256"].is_string() && started["started_at"].is_string());
     // A shadow reaches every instance within a second, as swaps do.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    deployment
+        .until_shadowed("pricing", &started["sha256"])
+        .await;
 
     // Carts of one or two lines, around the bulk threshold.
     let quantities = [1, 9, 10, 11, 3, 25, 5, 10];
@@ -127,7 +110,10 @@ async fn pricing_bulk_in_shadow_and_in_replay_differs_exactly_on_lines_of_ten_or
     assert!(expected_diverged > 10 && expected_diverged < carts.len() as i64);
 
     // Both instances' evaluations, read through the second one.
-    let report = report_after(deployment.instance(1), "pricing", carts.len() as i64).await;
+    let report = deployment
+        .instance(1)
+        .shadow_report_after("pricing", carts.len() as i64)
+        .await;
     println!(
         "shadow of pricing-bulk over {} orders: {report:#}",
         carts.len()
@@ -286,7 +272,7 @@ async fn a_candidate_that_traps_or_loops_is_counted_and_never_fails_or_slows_a_r
         // A looping candidate runs out of time after 50 ms, after the answer;
         // five answers never wait for it.
         assert!(took < Duration::from_millis(250 * 5), "{took:?}");
-        let report = report_after(app, "pricing", 5).await;
+        let report = app.shadow_report_after("pricing", 5).await;
         assert_eq!(
             (report["failed"].as_i64(), report["diverged"].as_i64()),
             (Some(5), Some(0)),
@@ -339,7 +325,7 @@ async fn a_coupon_shadow_runs_on_issuance_and_on_orders() {
     }
     // Three `can_issue` and three `apply`; members who joined today are
     // eligible under both policies, which agree.
-    let report = report_after(app, "coupon", 6).await;
+    let report = app.shadow_report_after("coupon", 6).await;
     assert_eq!(
         (report["evaluated"].as_i64(), report["diverged"].as_i64()),
         (Some(6), Some(0)),
@@ -435,31 +421,11 @@ async fn a_shadow_whose_candidate_answers_out_of_bounds_fails_no_request_and_sto
     let app = deployment.app();
     let user = app.create_user("kim").await;
     let pen = app.create_product("Pen", "office", 1_000, 1_000).await;
-    start_shadow(app, "pricing", "misbehave-aliased-reasons").await;
+    let started = start_shadow(app, "pricing", "misbehave-aliased-reasons").await;
     // Both instances run the candidate; every answer is the active version's.
-    eventually(
-        Duration::from_secs(2),
-        "the shadow reaches both instances",
-        || async {
-            let (_, slots) = send(
-                deployment
-                    .instance(1)
-                    .admin(Method::GET, "/api/v1/admin/console/slots"),
-            )
-            .await;
-            let pricing = slots["slots"]
-                .as_array()
-                .and_then(|slots| slots.iter().find(|slot| slot["slot"] == "pricing"))
-                .cloned()
-                .unwrap_or_default();
-            if pricing["shadow"].is_object() {
-                Ok(())
-            } else {
-                Err(pricing.to_string())
-            }
-        },
-    )
-    .await;
+    deployment
+        .until_shadowed("pricing", &started["sha256"])
+        .await;
     for n in 0..120 {
         let answer: Value = expect(
             deployment
@@ -520,7 +486,8 @@ async fn a_shadow_whose_candidate_answers_out_of_bounds_fails_no_request_and_sto
         .await;
         assert_eq!(status, StatusCode::OK);
     }
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Three flushes later (the harness flushes every 100 ms), nothing more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, after) = send(app.admin(Method::GET, &shadow_path("pricing"))).await;
     assert_eq!(after["evaluated"], report["evaluated"], "{after}");
     // Deleting it clears the slot for the next candidate.

@@ -149,6 +149,8 @@ impl Deployment {
             settings.component_dir = repository().join("target/plugins");
             settings.admin_token = Some(ADMIN_TOKEN.to_owned());
             settings.db_pool_size = 16;
+            // Shadow reports settle in a tenth of the default second.
+            settings.shadow_flush_ms = 100;
             adjust(&mut settings);
             // Outside `dev` the server needs user keys to start: the harness
             // gives it its own, and its requests a token, unless the test
@@ -288,6 +290,85 @@ impl Instance {
             .filter(|line| line.starts_with("policy_calls_total{") && line.contains(&label))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
+    }
+}
+
+/// How long a change made through one instance may take to reach every
+/// other: the contract's one second.
+pub const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Instance {
+    /// What this instance serves in `slot`, as the console reads it: the
+    /// active version and its configuration, the previous one, the shadow.
+    pub async fn slot(&self, slot: &str) -> Value {
+        let (status, slots) = send(self.admin(Method::GET, "/api/v1/admin/console/slots")).await;
+        assert_eq!(status, StatusCode::OK, "{slots}");
+        slots["slots"]
+            .as_array()
+            .and_then(|slots| slots.iter().find(|entry| entry["slot"] == slot).cloned())
+            .unwrap_or_else(|| panic!("no {slot} in {slots}"))
+    }
+
+    /// The slot's shadow report once it has counted at least `evaluated`
+    /// evaluations: candidates run after the answer, and instances add
+    /// their counts every second.
+    pub async fn shadow_report_after(&self, slot: &str, evaluated: i64) -> Value {
+        let path = format!("/api/v1/admin/policies/{slot}/shadow");
+        eventually(
+            std::time::Duration::from_secs(10),
+            &format!("{evaluated} shadow evaluations counted"),
+            || async {
+                let (status, report) = send(self.admin(Method::GET, &path)).await;
+                if status == StatusCode::OK && report["evaluated"].as_i64() >= Some(evaluated) {
+                    Ok(report)
+                } else {
+                    Err(report.to_string())
+                }
+            },
+        )
+        .await
+    }
+}
+
+impl Deployment {
+    /// Waits until every instance serves `slot` as `serves` accepts (it gets
+    /// the console's entry of the slot), within [`PROPAGATION`]; answers
+    /// the first instance's entry.
+    pub async fn until_every_instance(
+        &self,
+        slot: &str,
+        what: &str,
+        serves: impl Fn(&Value) -> bool,
+    ) -> Value {
+        for instance in &self.instances {
+            eventually(PROPAGATION, what, || async {
+                let entry = instance.slot(slot).await;
+                if serves(&entry) {
+                    Ok(())
+                } else {
+                    Err(entry.to_string())
+                }
+            })
+            .await;
+        }
+        self.app().slot(slot).await
+    }
+
+    /// Waits until every instance runs the candidate `sha256` as `slot`'s
+    /// shadow.
+    pub async fn until_shadowed(&self, slot: &str, sha256: &Value) {
+        self.until_every_instance(slot, "the shadow reaches every instance", |entry| {
+            &entry["shadow"]["sha256"] == sha256
+        })
+        .await;
+    }
+
+    /// Waits until every instance serves the version `sha256` in `slot`.
+    pub async fn until_active(&self, slot: &str, sha256: &Value) {
+        self.until_every_instance(slot, "the version reaches every instance", |entry| {
+            &entry["active"]["sha256"] == sha256
+        })
+        .await;
     }
 }
 

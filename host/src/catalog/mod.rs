@@ -10,7 +10,7 @@
 
 mod cache;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use crate::{
+    audit::{self, Actor},
     db,
     error::{Error, Result},
     paging::{Page, PageRequest},
@@ -181,7 +182,7 @@ impl Catalog {
             .ok_or(Error::ProductNotFound(id))
     }
 
-    pub async fn create(&self, new: NewProduct) -> Result<Product> {
+    pub async fn create(&self, actor: &Actor, new: NewProduct) -> Result<Product> {
         let patch = ProductPatch {
             name: Some(new.name),
             category: Some(new.category),
@@ -201,13 +202,19 @@ impl Catalog {
         .bind(patch.stock.map(|s| s as i32))
         .fetch_one(&mut *tx)
         .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            product_change("product.create", None, &product),
+        )
+        .await?;
         announce(&mut tx).await?;
         tx.commit().await?;
         self.changed().await;
         Ok(product)
     }
 
-    pub async fn update(&self, id: i64, patch: ProductPatch) -> Result<Product> {
+    pub async fn update(&self, actor: &Actor, id: i64, patch: ProductPatch) -> Result<Product> {
         patch.validate()?;
         if patch.name.is_none()
             && patch.category.is_none()
@@ -219,6 +226,13 @@ impl Catalog {
             ));
         }
         let mut tx = self.db.begin().await?;
+        let before: Product = sqlx::query_as(&format!(
+            "select {COLUMNS} from products where id = $1 for update"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::ProductNotFound(id))?;
         let product = sqlx::query_as(&format!(
             "update products
                 set name = coalesce($2, name),
@@ -236,6 +250,12 @@ impl Catalog {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Error::ProductNotFound(id))?;
+        audit::record(
+            &mut tx,
+            actor,
+            product_change("product.update", Some(&before), &product),
+        )
+        .await?;
         announce(&mut tx).await?;
         tx.commit().await?;
         self.changed().await;
@@ -254,6 +274,20 @@ impl Catalog {
     pub(crate) async fn follow(self: Arc<Self>, stop: CancellationToken) {
         let cache = self.cache.clone();
         db::follow(&self.listen_db, CHANNEL, stop, move |_| cache.clear()).await;
+    }
+}
+
+/// A product's creation or change as the audit log records it.
+fn product_change<'a>(
+    action: &'a str,
+    before: Option<&Product>,
+    after: &Product,
+) -> audit::Change<'a> {
+    audit::Change {
+        action,
+        target: format!("product:{}", after.id),
+        before: before.and_then(|before| serde_json::to_value(before).ok()),
+        after: serde_json::to_value(after).ok(),
     }
 }
 
@@ -313,6 +347,26 @@ impl ProductPatch {
         }
         Ok(())
     }
+}
+
+/// A product as the policies see it when they price a cart.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct PricedProduct {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) category: String,
+    pub(crate) price: i64,
+}
+
+/// The products among `ids` that exist, by id, with their current prices.
+/// Read without locks: an order checks the prices again under its locks.
+pub(crate) async fn priced(db: &PgPool, ids: &[i64]) -> Result<HashMap<i64, PricedProduct>> {
+    let products: Vec<PricedProduct> =
+        sqlx::query_as("select id, name, category, price from products where id = any($1)")
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+    Ok(products.into_iter().map(|p| (p.id, p)).collect())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 mod batch;
 mod circuit;
 mod fallback;
+mod held;
 mod issue;
 mod lock;
 mod reserve;
@@ -24,6 +25,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
 use crate::{
+    audit::{self, Actor},
     error::{Error, Result},
     identity::Acting,
     paging::{Page, PageRequest},
@@ -32,7 +34,6 @@ use crate::{
         bindings::{self, CouponTerms},
     },
     redis::Redis,
-    users,
 };
 
 /// Longest name, in characters.
@@ -41,6 +42,8 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_TOTAL_QUANTITY: i64 = 10_000_000;
 
 pub use crate::config::IssueStrategy;
+pub use held::HeldCoupon;
+pub(crate) use held::{mark_used, release, usable};
 
 /// The coupon service: creation, the public view, issuance and a user's
 /// coupons. It keeps what issuance shares between the requests of one
@@ -84,8 +87,20 @@ impl Coupons {
         }
     }
 
-    pub async fn create(&self, new: NewCoupon) -> Result<Coupon> {
-        create(&self.db, new).await
+    /// Creates the coupon and records who did in the audit log.
+    pub async fn create(&self, actor: &Actor, new: NewCoupon) -> Result<Coupon> {
+        new.validate()?;
+        let mut tx = self.db.begin().await?;
+        let coupon = insert(&mut tx, &new).await?;
+        let change = audit::Change {
+            action: "coupon.create",
+            target: format!("coupon:{}", coupon.id),
+            before: None,
+            after: serde_json::to_value(&coupon).ok(),
+        };
+        audit::record(&mut tx, actor, change).await?;
+        tx.commit().await?;
+        Ok(coupon)
     }
 
     pub async fn find(&self, id: i64) -> Result<Coupon> {
@@ -104,7 +119,7 @@ impl Coupons {
         status: Option<HeldStatus>,
         page: PageRequest,
     ) -> Result<Page<HeldCoupon>> {
-        held(&self.db, of.user_id(), status, page).await
+        held::list(&self.db, of.user_id(), status, page).await
     }
 }
 
@@ -245,8 +260,13 @@ impl NewCoupon {
     }
 }
 
+/// Creates a coupon outside the admin API (tests, benchmarks), unaudited.
 pub async fn create(db: &PgPool, new: NewCoupon) -> Result<Coupon> {
     new.validate()?;
+    insert(&mut *db.acquire().await?, &new).await
+}
+
+async fn insert(conn: &mut PgConnection, new: &NewCoupon) -> Result<Coupon> {
     let coupon = sqlx::query_as(&format!(
         "insert into coupons (name, discount_kind, discount_value, max_amount, total_quantity,
                               min_order_amount, valid_from, valid_until)
@@ -261,7 +281,7 @@ pub async fn create(db: &PgPool, new: NewCoupon) -> Result<Coupon> {
     .bind(new.min_order_amount)
     .bind(new.valid_from)
     .bind(new.valid_until)
-    .fetch_one(db)
+    .fetch_one(conn)
     .await?;
     Ok(coupon)
 }
@@ -296,61 +316,6 @@ pub struct IssuedCoupon {
     /// `available` on issue.
     pub status: HeldStatus,
     pub issued_at: DateTime<Utc>,
-}
-
-/// One of a user's coupons with its terms, as the user's list shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct HeldCoupon {
-    pub user_coupon_id: i64,
-    pub coupon_id: i64,
-    pub name: String,
-    #[sqlx(flatten)]
-    pub discount: Discount,
-    pub status: HeldStatus,
-    pub issued_at: DateTime<Utc>,
-    pub used_at: Option<DateTime<Utc>>,
-    pub valid_until: DateTime<Utc>,
-}
-
-/// A user's coupons with the status they have now: an unused coupon past its
-/// `valid_until` is `expired`, which no column stores.
-const HELD: &str = "select uc.id as user_coupon_id, uc.coupon_id, c.name,
-        c.discount_kind, c.discount_value, c.max_amount,
-        case when uc.status = 'available' and c.valid_until <= now() then 'expired'
-             else uc.status end as status,
-        uc.issued_at, uc.used_at, c.valid_until
-   from user_coupons uc
-   join coupons c on c.id = uc.coupon_id
-  where uc.user_id = $1";
-
-async fn held(
-    db: &PgPool,
-    user_id: i64,
-    status: Option<HeldStatus>,
-    page: PageRequest,
-) -> Result<Page<HeldCoupon>> {
-    let mut conn = db.acquire().await?;
-    users::ensure_exists(&mut conn, user_id).await?;
-    let items = sqlx::query_as(&format!(
-        "select * from ({HELD}) held
-          where $2::text is null or held.status = $2
-          order by user_coupon_id desc
-          limit $3 offset $4"
-    ))
-    .bind(user_id)
-    .bind(status)
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&mut *conn)
-    .await?;
-    let total: i64 = sqlx::query_scalar(&format!(
-        "select count(*) from ({HELD}) held where $2::text is null or held.status = $2"
-    ))
-    .bind(user_id)
-    .bind(status)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(page.with(items, total))
 }
 
 /// Whether the user already holds the coupon.

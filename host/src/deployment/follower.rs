@@ -2,7 +2,7 @@
 //! store's `NOTIFY` channel and installs each change it announces, re-reads
 //! everything every few seconds in case a notification was lost while its
 //! connection was down, and adds its shadow outcomes to the deployment's
-//! every second (and once more when it stops).
+//! every `COMMERCE_SHADOW_FLUSH_MS` (and once more when it stops).
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,14 +16,18 @@ use super::{
 
 /// How often each instance re-reads the state regardless of notifications.
 const RESYNC_EVERY: Duration = Duration::from_secs(5);
-/// How often each instance adds its shadow outcomes to the deployment's.
-const SHADOW_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Follows changes made through any instance until `stop`.
-pub async fn follow(db: PgPool, mirror: Arc<Mirror>, stop: CancellationToken) {
+/// Follows changes made through any instance until `stop`, adding this
+/// instance's shadow outcomes to the deployment's every `flush_every`.
+pub async fn follow(
+    db: PgPool,
+    mirror: Arc<Mirror>,
+    flush_every: Duration,
+    stop: CancellationToken,
+) {
     let mut listener: Option<PgListener> = None;
     let mut resync = tokio::time::interval(RESYNC_EVERY);
-    let mut flush = tokio::time::interval(SHADOW_FLUSH_EVERY);
+    let mut flush = tokio::time::interval(flush_every);
     loop {
         if listener.is_none() {
             listener = listen(&db).await;

@@ -9,6 +9,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -19,9 +20,10 @@ pub mod watch;
 
 use self::{
     mirror::Mirror,
-    store::{ActivationRecord, NewActivation, NewShadow, PolicyStore},
+    store::{Activation, ActivationRecord, NewActivation, NewShadow, PolicyStore},
 };
 use crate::{
+    audit::{self, Actor},
     config::Settings,
     error::{Error, Result},
     policy::{
@@ -81,7 +83,14 @@ impl PolicyService {
 
     /// Follows changes made through other instances until `stop`.
     pub async fn follow(self: Arc<Self>, stop: CancellationToken) {
-        follower::follow(self.listen_db.clone(), self.mirror.clone(), stop).await;
+        let flush_every = std::time::Duration::from_millis(self.settings.shadow_flush_ms);
+        follower::follow(
+            self.listen_db.clone(),
+            self.mirror.clone(),
+            flush_every,
+            stop,
+        )
+        .await;
     }
 
     /// What serves `slot` on this instance.
@@ -94,17 +103,19 @@ impl PolicyService {
     /// slot's configuration.
     pub async fn upload(
         &self,
+        actor: &Actor,
         slot: Slot,
         bytes: Vec<u8>,
         config: Option<Config>,
     ) -> Result<PolicyInfo> {
-        self.upload_from(slot, bytes, config, "upload").await
+        self.upload_from(actor, slot, bytes, config, "upload").await
     }
 
     /// As [`PolicyService::upload`], recording where the bytes came from
     /// (`upload`, or `shadow` for a promoted candidate).
     async fn upload_from(
         &self,
+        actor: &Actor,
         slot: Slot,
         bytes: Vec<u8>,
         config: Option<Config>,
@@ -112,14 +123,12 @@ impl PolicyService {
     ) -> Result<PolicyInfo> {
         let (sha256, name, version) = self.accept(slot, &bytes, config.as_ref()).await?;
         let mut change = self.store.change().await?;
+        let before = change.live(slot, 1).await?.into_iter().next();
         let config = match config {
             Some(config) => config,
-            None => change
-                .live(slot, 1)
-                .await?
-                .into_iter()
-                .next()
-                .map(|row| row.config.0)
+            None => before
+                .as_ref()
+                .map(|row| row.config.0.clone())
                 .unwrap_or_default(),
         };
         let row = NewActivation {
@@ -130,6 +139,22 @@ impl PolicyService {
             config,
             source: source.to_owned(),
         };
+        let action = if source == "shadow" {
+            "shadow.promote"
+        } else {
+            "policy.swap"
+        };
+        change
+            .audit(
+                actor,
+                audited(
+                    action,
+                    slot,
+                    before.as_ref().map(Activation::described),
+                    Some(row.described()),
+                ),
+            )
+            .await?;
         change.activate(slot, &row).await?;
         change.commit().await?;
         self.synced(slot).await
@@ -138,7 +163,12 @@ impl PolicyService {
     /// Gives the slot's active component a new configuration: a new
     /// activation of the same component, so a rollback returns to the
     /// configuration before.
-    pub async fn set_config(&self, slot: Slot, config: Config) -> Result<PolicyInfo> {
+    pub async fn set_config(
+        &self,
+        actor: &Actor,
+        slot: Slot,
+        config: Config,
+    ) -> Result<PolicyInfo> {
         let mut change = self.store.change().await?;
         let active = change
             .live(slot, 1)
@@ -153,6 +183,7 @@ impl PolicyService {
             .as_slice()
             .try_into()
             .map_err(|_| Error::Internal(anyhow::anyhow!("a stored digest is 32 bytes")))?;
+        let before = active.described();
         let row = NewActivation {
             sha256,
             bytes: None,
@@ -161,6 +192,12 @@ impl PolicyService {
             config,
             source: "config".to_owned(),
         };
+        change
+            .audit(
+                actor,
+                audited("policy.config", slot, Some(before), Some(row.described())),
+            )
+            .await?;
         change.activate(slot, &row).await?;
         change.commit().await?;
         self.synced(slot).await
@@ -168,12 +205,19 @@ impl PolicyService {
 
     /// Returns the slot to the version before the active one, with the
     /// configuration it had.
-    pub async fn rollback(&self, slot: Slot) -> Result<PolicyInfo> {
+    pub async fn rollback(&self, actor: &Actor, slot: Slot) -> Result<PolicyInfo> {
         let mut change = self.store.change().await?;
         let rows = change.live(slot, 2).await?;
         if rows.len() < 2 {
             return Err(Error::NoPreviousVersion(slot));
         }
+        let (before, after) = (rows[0].described(), rows[1].described());
+        change
+            .audit(
+                actor,
+                audited("policy.rollback", slot, Some(before), Some(after)),
+            )
+            .await?;
         change.retire(slot, rows[0].id).await?;
         change.commit().await?;
         self.synced(slot).await
@@ -181,7 +225,7 @@ impl PolicyService {
 
     /// Reads the environment's manifest again and activates every slot whose
     /// component or configuration changed. A bad manifest changes nothing.
-    pub async fn reload(&self) -> Result<()> {
+    pub async fn reload(&self, actor: &Actor) -> Result<()> {
         let manifest = read_manifest(&self.settings)
             .map_err(|err| Error::InvalidManifest(format!("{err:#}")))?;
         let compiled = compile_manifest(&manifest)
@@ -195,11 +239,18 @@ impl PolicyService {
         for entry in &manifest.slots {
             let current = change.live(entry.slot, 1).await?.into_iter().next();
             let same = current
+                .as_ref()
                 .is_some_and(|row| row.sha256 == entry.sha256 && row.config.0 == entry.config);
             if !same {
+                let row = from_manifest(&manifest, entry.slot);
+                let before = current.as_ref().map(Activation::described);
                 change
-                    .activate(entry.slot, &from_manifest(&manifest, entry.slot))
+                    .audit(
+                        actor,
+                        audited("policy.reload", entry.slot, before, Some(row.described())),
+                    )
                     .await?;
+                change.activate(entry.slot, &row).await?;
                 changed.push(entry.slot);
             }
         }
@@ -215,6 +266,7 @@ impl PolicyService {
     /// candidate runs with it; without, with the active version's.
     pub async fn start_shadow(
         &self,
+        actor: &Actor,
         slot: Slot,
         bytes: Vec<u8>,
         config: Option<Config>,
@@ -228,6 +280,14 @@ impl PolicyService {
             version,
             config,
         };
+        let after = json!({
+            "candidate": format!("{}@{}", new.name, new.version),
+            "sha256": hex::encode(new.sha256),
+            "config": new.config.as_ref().map(metadata::to_object),
+        });
+        change
+            .audit(actor, audited("shadow.start", slot, None, Some(after)))
+            .await?;
         change.replace_shadow(slot, &new).await?;
         change.commit().await?;
         self.mirror
@@ -264,10 +324,21 @@ impl PolicyService {
     }
 
     /// Stops the slot's shadow on every instance; its counts and examples go.
-    pub async fn stop_shadow(&self, slot: Slot) -> Result<()> {
+    pub async fn stop_shadow(&self, actor: &Actor, slot: Slot) -> Result<()> {
+        self.end_shadow(Some(actor), slot).await
+    }
+
+    /// Stops the slot's shadow, recording it in the audit log when an
+    /// `actor` stopped it (a promotion records itself).
+    async fn end_shadow(&self, actor: Option<&Actor>, slot: Slot) -> Result<()> {
         let mut change = self.store.change().await?;
         if !change.delete_shadow(slot).await? {
             return Err(Error::NoShadow(slot));
+        }
+        if let Some(actor) = actor {
+            change
+                .audit(actor, audited("shadow.stop", slot, None, None))
+                .await?;
         }
         change.commit().await?;
         self.mirror.sync_shadow(slot).await.map_err(Error::Internal)
@@ -280,7 +351,7 @@ impl PolicyService {
 
     /// Makes the slot's shadow candidate the active version, with the
     /// configuration it ran with, and stops the shadow.
-    pub async fn promote_shadow(&self, slot: Slot) -> Result<PolicyInfo> {
+    pub async fn promote_shadow(&self, actor: &Actor, slot: Slot) -> Result<PolicyInfo> {
         let row = self
             .store
             .shadow(slot)
@@ -288,8 +359,10 @@ impl PolicyService {
             .ok_or(Error::NoShadow(slot))?;
         let bytes = self.store.component(&row.sha256).await?;
         let config = row.config.map(|config| config.0);
-        let info = self.upload_from(slot, bytes, config, "shadow").await?;
-        match self.stop_shadow(slot).await {
+        let info = self
+            .upload_from(actor, slot, bytes, config, "shadow")
+            .await?;
+        match self.end_shadow(None, slot).await {
             // Stopped meanwhile through another instance: nothing left to do.
             Ok(()) | Err(Error::NoShadow(_)) => Ok(info),
             Err(err) => Err(err),
@@ -439,5 +512,42 @@ fn from_manifest(manifest: &Manifest, slot: Slot) -> NewActivation {
         version: entry.version.clone(),
         config: entry.config.clone(),
         source: manifest.source(),
+    }
+}
+
+/// A change of `slot`'s policy as the audit log records it.
+fn audited(
+    action: &str,
+    slot: Slot,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> audit::Change<'_> {
+    audit::Change {
+        action,
+        target: format!("policy:{slot}"),
+        before,
+        after,
+    }
+}
+
+/// A version as the audit log shows it: by name, version and digest, never
+/// its bytes.
+fn described(name: &str, version: &str, sha256: &[u8], config: &Config) -> Value {
+    json!({
+        "policy": format!("{name}@{version}"),
+        "sha256": hex::encode(sha256),
+        "config": metadata::to_object(config),
+    })
+}
+
+impl Activation {
+    fn described(&self) -> Value {
+        described(&self.name, &self.version, &self.sha256, &self.config.0)
+    }
+}
+
+impl NewActivation {
+    fn described(&self) -> Value {
+        described(&self.name, &self.version, &self.sha256, &self.config)
     }
 }

@@ -16,10 +16,14 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction, types::Json};
 
-use crate::policy::{
-    Slot,
-    bindings::Config,
-    shadow::{Counts, EXAMPLES_KEPT, Example, Shadow},
+use crate::{
+    audit::{self, Actor},
+    error::Result,
+    policy::{
+        Slot,
+        bindings::Config,
+        shadow::{Counts, EXAMPLES_KEPT, Example, Shadow},
+    },
 };
 
 /// The `NOTIFY` channel announcing a changed slot (the payload).
@@ -381,6 +385,11 @@ impl Changes {
             .await?;
         self.notify(Change::Shadow(slot)).await?;
         Ok(deleted.rows_affected() > 0)
+    }
+
+    /// Records the change in the audit log, in this transaction.
+    pub async fn audit(&mut self, actor: &Actor, change: audit::Change<'_>) -> Result<()> {
+        audit::record(&mut self.tx, actor, change).await
     }
 
     pub async fn commit(self) -> sqlx::Result<()> {

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::PolicyService;
+use crate::audit::Actor;
 use crate::config::Settings;
 use crate::policy::lock;
 
@@ -89,7 +90,7 @@ impl PolicyWatch {
                     _ = self.changes.recv() => {}
                 }
             }
-            match self.service.reload().await {
+            match self.service.reload(&Actor::system()).await {
                 Ok(()) => tracing::info!("policy files changed; reloaded the manifest"),
                 Err(err) => {
                     tracing::error!(error = %err, "policy files changed but cannot be loaded; the running policies stay");

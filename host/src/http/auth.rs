@@ -8,7 +8,7 @@ use axum::{
 };
 
 use super::error::ApiError;
-use crate::{identity::Caller, state::AppState};
+use crate::{audit::Actor, identity::Caller, state::AppState};
 
 /// The bearer token of the request, if any.
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -30,8 +30,9 @@ where
     }
 }
 
-/// Proof that the caller holds the admin token or an admin user's token.
-pub struct Admin;
+/// Proof that the caller holds the admin token or an admin user's token,
+/// with who they are for the audit log.
+pub struct Admin(pub Actor);
 
 impl<S> FromRequestParts<S> for Admin
 where
@@ -43,6 +44,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.admin()?;
-        Ok(Admin)
+        Ok(Admin(match caller {
+            Caller::User { id, .. } => Actor::user(id),
+            Caller::Open | Caller::Operator => Actor::admin_token(),
+        }))
     }
 }

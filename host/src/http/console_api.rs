@@ -195,12 +195,12 @@ async fn history(
         (status = 404, body = Problem, content_type = "application/problem+json", description = "NO_SHADOW or UNKNOWN_SLOT"),
     ))]
 async fn promote_shadow(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
 ) -> ApiResult<Json<PolicyInfo>> {
     let slot = parse_slot(&slot)?;
-    Ok(Json(state.policies.promote_shadow(slot).await?))
+    Ok(Json(state.policies.promote_shadow(&actor, slot).await?))
 }
 
 // -------------------------------------------------------------- replays

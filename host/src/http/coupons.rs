@@ -34,11 +34,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_coupon(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Json(new): Json<NewCoupon>,
 ) -> ApiResult<(StatusCode, Json<Coupon>)> {
-    let coupon = state.coupons.create(new).await?;
+    let coupon = state.coupons.create(&actor, new).await?;
     Ok((StatusCode::CREATED, Json(coupon)))
 }
 

@@ -3,6 +3,7 @@
 
 #[cfg(test)]
 mod api_reference;
+mod audit;
 mod auth;
 mod console;
 mod console_api;
@@ -156,6 +157,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(quotes::routes())
         .merge(orders::routes())
         .merge(ops::routes())
+        .merge(audit::routes())
         .merge(console::routes())
 }
 

@@ -188,7 +188,7 @@ async fn list_policies(_: Admin, State(state): State<AppState>) -> Json<PolicyLi
         (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
     ))]
 async fn upload_policy(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
     request: Request,
@@ -198,7 +198,7 @@ async fn upload_policy(
     Ok(Json(
         state
             .policies
-            .upload(slot, upload.component, upload.config)
+            .upload(&actor, slot, upload.component, upload.config)
             .await?,
     ))
 }
@@ -217,7 +217,7 @@ async fn upload_policy(
         (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
     ))]
 async fn configure_policy(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -225,7 +225,7 @@ async fn configure_policy(
     let slot = parse_slot(&slot)?;
     let body = body.map_err(|rejection| body_error(&rejection, super::JSON_BODY_LIMIT))?;
     let config = config_from(&body)?;
-    Ok(Json(state.policies.set_config(slot, config).await?))
+    Ok(Json(state.policies.set_config(&actor, slot, config).await?))
 }
 
 /// The body of a component upload, refused when empty or too large.
@@ -263,12 +263,12 @@ fn body_error(rejection: &axum::extract::rejection::BytesRejection, limit: usize
         (status = 409, body = Problem, content_type = "application/problem+json", description = "NO_PREVIOUS_VERSION"),
     ))]
 async fn rollback_policy(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
 ) -> ApiResult<Json<PolicyInfo>> {
     let slot = parse_slot(&slot)?;
-    Ok(Json(state.policies.rollback(slot).await?))
+    Ok(Json(state.policies.rollback(&actor, slot).await?))
 }
 
 /// Read the environment's manifest again and swap the slots that changed.
@@ -279,8 +279,11 @@ async fn rollback_policy(
         (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_MANIFEST; the running policies stay"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn reload_policies(_: Admin, State(state): State<AppState>) -> ApiResult<Json<PolicyList>> {
-    state.policies.reload().await?;
+async fn reload_policies(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+) -> ApiResult<Json<PolicyList>> {
+    state.policies.reload(&actor).await?;
     Ok(Json(list(&state)))
 }
 
@@ -305,7 +308,7 @@ async fn reload_policies(_: Admin, State(state): State<AppState>) -> ApiResult<J
         (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
     ))]
 async fn start_shadow(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
     request: Request,
@@ -315,7 +318,7 @@ async fn start_shadow(
     Ok(Json(
         state
             .policies
-            .start_shadow(slot, upload.component, upload.config)
+            .start_shadow(&actor, slot, upload.component, upload.config)
             .await?,
     ))
 }
@@ -350,11 +353,11 @@ async fn shadow_report(
         (status = 404, body = Problem, content_type = "application/problem+json", description = "NO_SHADOW or UNKNOWN_SLOT"),
     ))]
 async fn stop_shadow(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
 ) -> ApiResult<StatusCode> {
     let slot = parse_slot(&slot)?;
-    state.policies.stop_shadow(slot).await?;
+    state.policies.stop_shadow(&actor, slot).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -131,11 +131,11 @@ async fn get_product(
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_product(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Json(new): Json<NewProduct>,
 ) -> ApiResult<(StatusCode, Json<Product>)> {
-    let product = state.catalog.create(new).await?;
+    let product = state.catalog.create(&actor, new).await?;
     Ok((StatusCode::CREATED, Json(product)))
 }
 
@@ -151,10 +151,15 @@ async fn create_product(
         (status = 404, body = Problem, content_type = "application/problem+json", description = "PRODUCT_NOT_FOUND"),
     ))]
 async fn update_product(
-    _: Admin,
+    Admin(actor): Admin,
     State(state): State<AppState>,
     Path(product_id): Path<Id>,
     Json(patch): Json<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
-    Ok(Json(state.catalog.update(product_id.get(), patch).await?))
+    Ok(Json(
+        state
+            .catalog
+            .update(&actor, product_id.get(), patch)
+            .await?,
+    ))
 }

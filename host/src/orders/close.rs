@@ -8,8 +8,9 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Order, OrderStatus, lock_products, move_stock, read, record_event, units_by_product};
+use super::{Order, OrderStatus, read, record_event, stock};
 use crate::{
+    coupons,
     error::{Error, Result},
     identity::OrderScope,
     points::{self, Kind},
@@ -59,23 +60,8 @@ pub(super) async fn cancel(db: &PgPool, scope: OrderScope, order_id: i64) -> Res
 /// products of all the orders are locked together in id order, as placing
 /// an order does, so the two never deadlock.
 async fn restore(tx: &mut PgConnection, order_ids: &[i64]) -> Result<()> {
-    let lines: Vec<(i64, i32)> =
-        sqlx::query_as("select product_id, quantity from order_lines where order_id = any($1)")
-            .bind(order_ids)
-            .fetch_all(&mut *tx)
-            .await?;
-    let (ids, units) = units_by_product(lines.into_iter().map(|(id, q)| (id, i64::from(q))));
-    lock_products(tx, &ids).await?;
-    move_stock(tx, &ids, &units, 1).await?;
-    sqlx::query(
-        "update user_coupons
-            set status = 'available', used_at = null, order_id = null
-          where order_id = any($1) and status = 'used'",
-    )
-    .bind(order_ids)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    stock::put_back(tx, order_ids).await?;
+    coupons::release(tx, order_ids).await
 }
 
 /// Gives a paid order's points back, with the wallet's optimistic version.

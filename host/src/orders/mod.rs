@@ -8,6 +8,7 @@
 mod close;
 mod pay;
 mod place;
+mod stock;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -330,43 +331,4 @@ async fn of_user(db: &PgPool, user_id: i64, page: PageRequest) -> Result<Page<Or
         })
         .collect();
     Ok(page.with(items, total))
-}
-
-/// Units per product of an order's lines, in product-id order: the order in
-/// which their rows are locked. A product on two lines is counted once.
-fn units_by_product(lines: impl IntoIterator<Item = (i64, i64)>) -> (Vec<i64>, Vec<i32>) {
-    let mut units: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
-    for (product_id, quantity) in lines {
-        *units.entry(product_id).or_default() += quantity;
-    }
-    units
-        .into_iter()
-        .map(|(id, quantity)| (id, i32::try_from(quantity).unwrap_or(i32::MAX)))
-        .unzip()
-}
-
-/// Locks the products' rows in id order and returns `(id, stock, price)`.
-async fn lock_products(tx: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i64, i32, i64)>> {
-    Ok(sqlx::query_as(
-        "select id, stock, price from products where id = any($1) order by id for update",
-    )
-    .bind(ids)
-    .fetch_all(tx)
-    .await?)
-}
-
-/// Moves stock by `sign * units` for each product (already locked).
-async fn move_stock(tx: &mut PgConnection, ids: &[i64], units: &[i32], sign: i32) -> Result<()> {
-    sqlx::query(
-        "update products p
-            set stock = p.stock + $3 * x.units
-           from unnest($1::bigint[], $2::integer[]) as x(id, units)
-          where p.id = x.id",
-    )
-    .bind(ids)
-    .bind(units)
-    .bind(sign)
-    .execute(tx)
-    .await?;
-    Ok(())
 }

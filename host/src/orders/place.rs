@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sqlx::PgPool;
 
-use super::{Order, lock_products, move_stock, read, record_event, units_by_product};
+use super::{Order, read, record_event, stock};
 use crate::{
-    error::{Error, Result},
+    coupons,
+    error::Result,
     idempotency::{self, Checked, IdempotentRequest, Outcome},
     identity::Acting,
     policy::{recorded, registry::Policies},
@@ -68,36 +69,20 @@ async fn take(
     {
         return Ok(Outcome::Replayed(stored));
     }
-    let (ids, units) = units_by_product(
+    stock::take(
+        &mut tx,
         quote
             .items
             .iter()
             .map(|line| (line.product_id, line.quantity)),
-    );
-    let locked = lock_products(&mut tx, &ids).await?;
-    let mut short = Vec::new();
-    for ((id, stock, price), wanted) in locked.iter().zip(&units) {
-        if seen.get(id) != Some(price) {
-            return Err(Error::ConcurrentUpdate);
-        }
-        if stock < wanted {
-            short.push(*id);
-        }
-    }
-    if locked.len() != ids.len() {
-        return Err(Error::ConcurrentUpdate);
-    }
-    if !short.is_empty() {
-        metrics::counter!("orders_out_of_stock_total").increment(1);
-        return Err(Error::OutOfStock(short));
-    }
-    move_stock(&mut tx, &ids, &units, -1).await?;
-
+        seen,
+    )
+    .await?;
     let order_id = insert(&mut tx, user_id, quote, ttl).await?;
     // What the policies were asked, for replaying orders through a candidate.
     recorded::record(&mut tx, order_id, &quote.inputs).await?;
     if let Some(user_coupon_id) = quote.user_coupon_id {
-        use_coupon(&mut tx, user_id, user_coupon_id, order_id).await?;
+        coupons::mark_used(&mut tx, user_id, user_coupon_id, order_id).await?;
     }
     let placed = read(&mut tx, order_id).await?;
     record_event(&mut tx, "order.placed", &placed).await?;
@@ -155,33 +140,4 @@ async fn insert(
     .execute(&mut *tx)
     .await?;
     Ok(order_id)
-}
-
-/// Marks the coupon used by this order: only the owner's, only if still
-/// available and valid now. Another order may have used it since it was read.
-async fn use_coupon(
-    tx: &mut sqlx::PgConnection,
-    user_id: i64,
-    user_coupon_id: i64,
-    order_id: i64,
-) -> Result<()> {
-    let used = sqlx::query(
-        "update user_coupons uc
-            set status = 'used', used_at = now(), order_id = $3
-           from coupons c
-          where uc.id = $1 and uc.user_id = $2 and uc.status = 'available'
-            and c.id = uc.coupon_id and now() >= c.valid_from and now() < c.valid_until",
-    )
-    .bind(user_coupon_id)
-    .bind(user_id)
-    .bind(order_id)
-    .execute(tx)
-    .await?;
-    if used.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(Error::CouponUnavailable(format!(
-            "user coupon {user_coupon_id} was used or expired meanwhile"
-        )))
-    }
 }
