@@ -655,7 +655,7 @@ async function replayPage(main, self) {
   chooser, h('div', { class: 'row' }, run), result);
   main.append(h('h1', { tabindex: '-1' }, 'Replay'),
     h('p', { class: 'lede' }, 'Runs the orders recorded in a period through a component, as ', h('code', {}, 'commerce policy replay'),
-      ' does, and shows what it would have changed. The replay runs on this instance, one at a time.'),
+      ' does, and shows what it would have changed. The replay runs on the instance that accepted it, one at a time per instance; every instance of the deployment shows its progress and can cancel it.'),
     form, job, recent);
 
   let followed = null;
@@ -675,19 +675,31 @@ async function replayPage(main, self) {
         if (err instanceof ApiError && err.code === 'REPLAY_NOT_FOUND') {
           sessionStorage.removeItem(REPLAY_KEY);
           fill(job, h('div', { class: 'message error', role: 'alert' },
-            'This replay is gone: the server restarted and replays live in the memory of the instance that runs them. Run it again.'));
+            'This replay is gone: finished replays are kept 30 days. Run it again.'));
           return;
         }
         fill(job, refusal('Cannot follow the replay', err));
         return;
       }
-      fill(job, replayView(state));
-      if (state.status === 'done' || state.status === 'failed') {
+      fill(job, replayView(state, cancel));
+      if (FINISHED.includes(state.status)) {
         listRecent();
         return;
       }
       await sleep(700);
     }
+  }
+
+  /** Asks for the replay to stop; the followed view shows when it has. */
+  async function cancel(id, button) {
+    button.disabled = true;
+    try {
+      await api(`/api/v1/admin/replays/${id}/cancel`, { method: 'POST' });
+    } catch (err) {
+      // Finished meanwhile: the next poll shows how.
+      if (!(err instanceof ApiError && err.code === 'REPLAY_FINISHED')) banner.show('error', describe(err), 6000);
+    }
+    listRecent();
   }
 
   async function listRecent() {
@@ -697,10 +709,11 @@ async function replayPage(main, self) {
       return;
     }
     fill(recent, h('table', {},
-      h('caption', {}, 'Replays on this instance'),
-      h('thead', {}, h('tr', {}, ['started', 'slot', 'candidate', 'since', 'status', 'differ', ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('caption', {}, 'Replays of the deployment'),
+      h('thead', {}, h('tr', {}, ['started', 'slot', 'candidate', 'since', 'instance', 'status', 'differ', ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, jobs.map((j) => h('tr', {},
         h('td', {}, when(j.created_at)), h('td', {}, j.slot), h('td', {}, j.candidate), h('td', {}, when(j.since)),
+        h('td', {}, h('code', {}, j.instance)),
         h('td', {}, h('span', { class: `badge ${j.status}` }, j.status)),
         h('td', { class: 'num' }, j.report ? `${j.report.differ} of ${j.report.replayed}` : ''),
         h('td', {}, h('button', { type: 'button', class: 'quiet', onclick: () => { sessionStorage.setItem(REPLAY_KEY, j.id); follow(j.id); } }, 'Show')))))));
@@ -711,16 +724,28 @@ async function replayPage(main, self) {
   if (remembered) follow(remembered);
 }
 
-function replayView(job) {
+/** The states a replay ends in. */
+const FINISHED = ['done', 'failed', 'cancelled', 'interrupted'];
+
+function replayView(job, cancel) {
   const report = job.report;
   const percent = job.total ? Math.min(100, Math.round((job.read * 100) / job.total)) : (job.status === 'done' ? 100 : 0);
-  const head = h('p', {}, 'Replay of ', h('b', {}, job.candidate), ` in ${job.slot}, orders since `, when(job.since), ': ',
-    h('span', { class: `badge ${job.status}` }, job.status));
+  const stopping = !FINISHED.includes(job.status) && job.cancel_requested_at;
+  const head = h('p', {}, 'Replay of ', h('b', {}, job.candidate), ` in ${job.slot}, orders since `, when(job.since),
+    ' on ', h('code', {}, job.instance), ': ',
+    h('span', { class: `badge ${job.status}` }, stopping ? `${job.status}, stopping` : job.status),
+    !FINISHED.includes(job.status) && !stopping
+      ? [' ', h('button', { type: 'button', class: 'quiet', id: 'replay-cancel', onclick: (event) => cancel(job.id, event.currentTarget) }, 'Cancel')]
+      : null);
   const progress = h('div', { class: 'progress-row' },
     h('progress', { max: 100, value: percent, 'aria-label': 'replay progress' }),
     h('span', { class: 'muted' }, `${job.read.toLocaleString('en-US')} of ${Number(job.total).toLocaleString('en-US')} recorded orders read (${percent}%)`));
   const parts = [head, progress];
-  if (job.error) parts.push(h('div', { class: 'message error', role: 'alert' }, `The replay failed: ${job.error}`));
+  if (job.status === 'cancelled') parts.push(h('p', { class: 'muted' }, 'Cancelled: the report covers the orders read before it stopped.'));
+  if (job.error) {
+    const what = job.status === 'interrupted' ? 'The replay was interrupted' : 'The replay failed';
+    parts.push(h('div', { class: 'message error', role: 'alert' }, `${what}: ${job.error}`));
+  }
   if (report) {
     const share = report.replayed ? ((report.differ * 100) / report.replayed).toFixed(1) : '0.0';
     const flips = { coupon: 'coupons it would refuse', order_rules: 'orders it would reject' }[report.slot];

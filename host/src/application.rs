@@ -23,6 +23,7 @@ use crate::{
     points::Points,
     policy,
     redis::{Redis, RedisConn},
+    replays::Replays,
     state::{AppState, Resources},
     tasks::Tasks,
     telemetry,
@@ -62,6 +63,11 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let replays = Replays::start(
+            db.clone(),
+            Replays::instance_name(listener.local_addr()?.port()),
+        )
+        .await?;
         let tasks = Tasks::default();
         let outbox_wake = Arc::new(Notify::new());
         let state = AppState::new(Resources {
@@ -84,6 +90,7 @@ impl Application {
                 settings.order_ttl(),
             )),
             policies,
+            replays,
             db,
             redis,
             metrics,
@@ -146,6 +153,8 @@ impl Application {
                 stop,
             )
         });
+        tasks.spawn_until_stopped(|stop| state.replays.clone().work(stop));
+        tasks.spawn_until_stopped(|stop| state.replays.clone().keep_alive(stop));
         tasks.spawn_until_stopped(|stop| state.catalog.clone().follow(stop));
         tasks.spawn_until_stopped(|stop| state.identity.clone().follow_jwks(stop));
         tasks.spawn_until_stopped(|stop| state.orders.clone().expire_periodically(stop));

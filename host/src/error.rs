@@ -48,8 +48,14 @@ pub enum Error {
     InvalidManifest(String),
     #[error("the {0} slot has no shadow")]
     NoShadow(Slot),
-    #[error("replay {0} is not known to this instance (a restart forgets replays)")]
+    #[error("replay {0} does not exist (finished replays are kept 30 days)")]
     ReplayNotFound(String),
+    #[error("replay {id} is {status} already")]
+    ReplayFinished { id: String, status: String },
+    #[error(
+        "{0} replays are queued or running in the deployment; retry once one finishes, or cancel one"
+    )]
+    TooManyReplays(i64),
     #[error("coupon {0} does not exist")]
     CouponNotFound(i64),
     #[error("coupon {0} is sold out")]

@@ -23,6 +23,7 @@ pub mod policy;
 pub(crate) mod popular;
 pub(crate) mod quote;
 pub mod redis;
+pub(crate) mod replays;
 pub mod seed;
 pub mod state;
 pub(crate) mod tasks;

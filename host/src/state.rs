@@ -7,7 +7,8 @@ use sqlx::PgPool;
 
 use crate::{
     catalog::Catalog, config::Settings, coupons::Coupons, deployment::PolicyService,
-    identity::Identity, orders::Orders, points::Points, redis::Redis, users::Users,
+    identity::Identity, orders::Orders, points::Points, redis::Redis, replays::Replays,
+    users::Users,
 };
 
 /// The process's resources, shared by every request: a clone is one
@@ -39,6 +40,7 @@ pub struct Resources {
     pub coupons: Arc<Coupons>,
     pub orders: Arc<Orders>,
     pub policies: Arc<PolicyService>,
+    pub replays: Arc<Replays>,
     /// For readiness checks.
     pub db: PgPool,
     pub redis: Redis,

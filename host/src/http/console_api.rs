@@ -1,19 +1,15 @@
 //! Admin endpoints the operator console (`/console`) needs beyond the
 //! policy API: each slot's state in one read, the activation history,
 //! promoting a shadow, replay jobs with progress, and live counters.
-//!
-//! Replay jobs live in the memory of the instance that runs them (the
-//! console polls the instance it was served by); a restart forgets them.
 
-use std::{
-    collections::{BTreeMap, VecDeque},
-    sync::{LazyLock, Mutex},
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{DefaultBodyLimit, Request, State},
+    http::StatusCode,
 };
-
-use axum::{body::Bytes, extract::DefaultBodyLimit, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{
     router::{OpenApiRouter, UtoipaMethodRouterExt},
@@ -23,18 +19,12 @@ use utoipa_axum::{
 use super::{
     error::{ApiError, ApiResult, Problem},
     extract::{Admin, Json, Path, Query},
-    policies::{COMPONENT_LIMIT, component_bytes},
+    policies::{COMPONENT_LIMIT, ComponentForm, Upload},
 };
 use crate::{
     paging::{Page, PageQuery},
-    policy::{
-        Slot,
-        loaded::PolicyInfo,
-        recorded,
-        replay::{self, ReplayReport},
-        runner,
-        shadow::ShadowInfo,
-    },
+    policy::{Slot, loaded::PolicyInfo, replay, shadow::ShadowInfo},
+    replays::ReplayJob,
     state::AppState,
     telemetry::{self, live::LiveStats},
 };
@@ -47,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_replay).layer(DefaultBodyLimit::max(COMPONENT_LIMIT)))
         .routes(routes!(list_replays))
         .routes(routes!(get_replay))
+        .routes(routes!(cancel_replay))
         .routes(routes!(live_stats))
 }
 
@@ -205,51 +196,6 @@ async fn promote_shadow(
 
 // -------------------------------------------------------------- replays
 
-/// Replay jobs this instance keeps, newest last; older finished ones go.
-const JOBS_KEPT: usize = 32;
-
-/// The jobs of this process. Replays run one at a time: each keeps a core
-/// busy, and the server has requests to serve.
-static JOBS: LazyLock<Mutex<VecDeque<ReplayJob>>> = LazyLock::new(Default::default);
-static ONE_AT_A_TIME: LazyLock<tokio::sync::Semaphore> =
-    LazyLock::new(|| tokio::sync::Semaphore::new(1));
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplayStatus {
-    /// Waiting for the replay before it to finish.
-    Queued,
-    Running,
-    Done,
-    Failed,
-}
-
-/// A replay of recorded orders through an uploaded component.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ReplayJob {
-    /// 32 hex digits.
-    id: String,
-    slot: Slot,
-    /// The candidate's `name@version`.
-    candidate: String,
-    sha256: String,
-    /// Orders placed since this time are replayed.
-    since: DateTime<Utc>,
-    status: ReplayStatus,
-    /// Orders recorded since `since` when the replay started.
-    total: i64,
-    /// Orders read so far.
-    read: u64,
-    /// The totals so far; final once `done`.
-    report: Option<ReplayReport>,
-    /// The report as `commerce policy replay` prints it, once `done`.
-    text: Option<String>,
-    /// Why the replay failed.
-    error: Option<String>,
-    created_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReplayQuery {
@@ -257,132 +203,61 @@ pub struct ReplayQuery {
     since: Option<String>,
 }
 
-fn jobs() -> std::sync::MutexGuard<'static, VecDeque<ReplayJob>> {
-    JOBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn update(id: &str, change: impl FnOnce(&mut ReplayJob)) {
-    if let Some(job) = jobs().iter_mut().find(|job| job.id == id) {
-        change(job);
-    }
-}
-
 /// Replay the orders recorded since `since` through the component in the
-/// body, on this instance, in the background: `202` with the job to poll at
-/// `GET /api/v1/admin/replays/{id}`. The component is checked against the
-/// slot's world first. What it reports is what `commerce policy replay`
-/// prints.
+/// body, in the background, on this instance (one replay at a time per
+/// instance; later ones wait): `202` with the job, which any instance of the
+/// deployment answers at `GET /api/v1/admin/replays/{id}`. The component is
+/// checked against the slot's world first. Bare bytes replay each order
+/// with the configuration it was priced with; a form with a `config` part
+/// replays every order with that one. What it reports is what
+/// `commerce policy replay` prints.
 #[utoipa::path(post, path = "/api/v1/admin/policies/{slot}/replays", tag = "admin",
     security(("admin_token" = [])),
     params(("slot" = Slot, Path), ReplayQuery),
     request_body(content(
         (Vec<u8> = "application/wasm"),
         (Vec<u8> = "application/octet-stream"),
+        (ComponentForm = "multipart/form-data"),
     )),
     responses(
         (status = 202, body = ReplayJob),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT or INVALID_REQUEST (a bad `since`)"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "INVALID_COMPONENT, INVALID_CONFIG or INVALID_REQUEST (a bad `since`, or one further back than dates go)"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "UNKNOWN_SLOT"),
-        (status = 503, body = Problem, content_type = "application/problem+json", description = "SERVICE_UNAVAILABLE: 32 replays are queued or running here"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "TOO_MANY_REPLAYS: 32 replays are queued or running in the deployment"),
     ))]
 async fn start_replay(
     _: Admin,
     State(state): State<AppState>,
     Path(slot): Path<String>,
     Query(query): Query<ReplayQuery>,
-    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<ReplayJob>)> {
     let slot = parse_slot(&slot)?;
     let since = replay::parse_since(query.since.as_deref().unwrap_or("24h"))
         .map_err(|err| ApiError::invalid(format!("since: {err}")))?;
-    let bytes = component_bytes(bytes)?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    // Compiling takes tens of milliseconds: off the async workers.
-    let candidate = tokio::task::spawn_blocking(move || runner::load(&bytes, slot))
-        .await
-        .map_err(|err| crate::Error::Internal(err.into()))??;
-    let job = ReplayJob {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        slot,
-        candidate: candidate.label(),
-        sha256,
-        since,
-        status: ReplayStatus::Queued,
-        total: 0,
-        read: 0,
-        report: None,
-        text: None,
-        error: None,
-        created_at: Utc::now(),
-        finished_at: None,
-    };
-    {
-        let mut jobs = jobs();
-        if jobs.len() >= JOBS_KEPT {
-            // The oldest finished job makes room; with none finished, the
-            // queue is full.
-            let oldest = jobs
-                .iter()
-                .position(|job| job.finished_at.is_some())
-                .ok_or_else(|| {
-                    crate::Error::ServiceUnavailable(format!(
-                        "{JOBS_KEPT} replays are queued or running on this instance; retry once one finishes"
-                    ))
-                })?;
-            jobs.remove(oldest);
-        }
-        jobs.push_back(job.clone());
-    }
-    let id = job.id.clone();
-    let db = state.db.clone();
-    tokio::spawn(async move {
-        let _turn = ONE_AT_A_TIME.acquire().await;
-        update(&id, |job| job.status = ReplayStatus::Running);
-        let run = async {
-            let total = recorded::count(&db, since).await?;
-            update(&id, |job| job.total = total);
-            replay::replay_with(&db, candidate, since, None, |read, report| {
-                update(&id, |job| {
-                    job.read = read;
-                    job.report = Some(report.clone());
-                });
-            })
-            .await
-        };
-        let outcome = run.await;
-        update(&id, |job| {
-            job.finished_at = Some(Utc::now());
-            match outcome {
-                Ok(report) => {
-                    job.status = ReplayStatus::Done;
-                    job.text = Some(report.to_string());
-                    job.read = job.read.max(report.replayed);
-                    job.report = Some(report);
-                }
-                Err(err) => {
-                    tracing::warn!(error = %format!("{err:#}"), "replay failed");
-                    job.status = ReplayStatus::Failed;
-                    job.error = Some(format!("{err:#}"));
-                }
-            }
-        });
-    });
+    let upload = Upload::read(request).await?;
+    let job = state
+        .replays
+        .submit(slot, upload.component, upload.config, since)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-/// The replays this instance ran or runs, newest first (the last 32).
+/// The deployment's replays, newest first (the last 32), whichever
+/// instance runs them.
 #[utoipa::path(get, path = "/api/v1/admin/replays", tag = "admin",
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Vec<ReplayJob>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_replays(_: Admin) -> Json<Vec<ReplayJob>> {
-    Json(jobs().iter().rev().cloned().collect())
+async fn list_replays(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<ReplayJob>>> {
+    Ok(Json(state.replays.list().await?))
 }
 
-/// One replay: its progress while it runs, its report once done.
+/// One replay: its progress while it runs (written by the instance that
+/// runs it a few times a second), its report once done.
 #[utoipa::path(get, path = "/api/v1/admin/replays/{id}", tag = "admin",
     security(("admin_token" = [])),
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "32 hex digits")),
@@ -390,19 +265,35 @@ async fn list_replays(_: Admin) -> Json<Vec<ReplayJob>> {
         (status = 200, body = ReplayJob),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "REPLAY_NOT_FOUND: unknown to this instance, or forgotten by a restart"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "REPLAY_NOT_FOUND"),
     ))]
-async fn get_replay(_: Admin, Path(id): Path<String>) -> ApiResult<Json<ReplayJob>> {
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::invalid("a replay id is 32 hex digits"));
-    }
-    let id = id.to_ascii_lowercase();
-    jobs()
-        .iter()
-        .find(|job| job.id == id)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| crate::Error::ReplayNotFound(id).into())
+async fn get_replay(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReplayJob>> {
+    Ok(Json(state.replays.get(&id).await?))
+}
+
+/// Cancel a replay, through any instance: a queued one is `cancelled` at
+/// once; a running one (`cancel_requested_at` set) stops within a second
+/// and is then `cancelled`, keeping the progress it made.
+#[utoipa::path(post, path = "/api/v1/admin/replays/{id}/cancel", tag = "admin",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "32 hex digits")),
+    responses(
+        (status = 200, body = ReplayJob),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "REPLAY_NOT_FOUND"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "REPLAY_FINISHED: done, failed, cancelled or interrupted already (`state` member)"),
+    ))]
+async fn cancel_replay(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReplayJob>> {
+    Ok(Json(state.replays.cancel(&id).await?))
 }
 
 // ---------------------------------------------------------------- stats

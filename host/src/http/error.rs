@@ -80,7 +80,9 @@ fn status(err: &Error) -> StatusCode {
         | OrderNotCancellable(_)
         | CouponSoldOut(_)
         | CouponAlreadyIssued { .. }
-        | CouponNotActive(_) => StatusCode::CONFLICT,
+        | CouponNotActive(_)
+        | ReplayFinished { .. }
+        | TooManyReplays(_) => StatusCode::CONFLICT,
         IdempotencyKeyReused | OrderRejected(_) | CouponNotApplicable(_) | CouponNotEligible(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
@@ -110,6 +112,8 @@ fn code(err: &Error) -> &'static str {
         InvalidManifest(_) => "INVALID_MANIFEST",
         NoShadow(_) => "NO_SHADOW",
         ReplayNotFound(_) => "REPLAY_NOT_FOUND",
+        ReplayFinished { .. } => "REPLAY_FINISHED",
+        TooManyReplays(_) => "TOO_MANY_REPLAYS",
         CouponNotFound(_) => "COUPON_NOT_FOUND",
         CouponSoldOut(_) => "COUPON_SOLD_OUT",
         CouponAlreadyIssued { .. } => "COUPON_ALREADY_ISSUED",
@@ -142,6 +146,9 @@ fn extensions(err: &Error) -> Map<String, Value> {
                 "product_ids".into(),
                 serde_json::to_value(ids).unwrap_or_default(),
             );
+        }
+        Error::ReplayFinished { status, .. } => {
+            members.insert("state".into(), Value::String(status.clone()));
         }
         Error::CouponNotApplicable(reason) | Error::CouponNotEligible(reason) => {
             members.insert("reason".into(), Value::String(reason.clone()));

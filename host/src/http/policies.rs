@@ -76,7 +76,7 @@ fn list(state: &AppState) -> PolicyList {
 /// (documentation only: the handler reads the parts itself).
 #[derive(ToSchema)]
 #[allow(dead_code)]
-struct ComponentForm {
+pub(super) struct ComponentForm {
     /// The component's bytes.
     #[schema(value_type = String, format = Binary)]
     component: Vec<u8>,
@@ -86,15 +86,15 @@ struct ComponentForm {
 }
 
 /// What an upload carries.
-struct Upload {
-    component: Vec<u8>,
+pub(super) struct Upload {
+    pub(super) component: Vec<u8>,
     /// `None` for bare bytes.
-    config: Option<Config>,
+    pub(super) config: Option<Config>,
 }
 
 impl Upload {
     /// Bare component bytes, or a multipart form with `component` and `config`.
-    async fn read(request: Request) -> ApiResult<Self> {
+    pub(super) async fn read(request: Request) -> ApiResult<Self> {
         let multipart = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -229,7 +229,7 @@ async fn configure_policy(
 }
 
 /// The body of a component upload, refused when empty or too large.
-pub(super) fn component_bytes(
+fn component_bytes(
     bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Vec<u8>> {
     let bytes = bytes.map_err(|rejection| body_error(&rejection, COMPONENT_LIMIT))?;

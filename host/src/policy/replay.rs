@@ -15,7 +15,7 @@
 use std::{fmt, sync::Arc};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -28,13 +28,17 @@ use super::{
     recorded::{self, RecordedOrder},
 };
 
-/// Orders read and replayed at a time.
+/// Orders read at a time.
 const PAGE: i64 = 500;
+/// The longest a slice of policy calls runs before progress is told: a slow
+/// candidate (up to a quarter of a second per call) is followed, and can be
+/// stopped, between slices rather than between pages.
+const SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Differing orders the report shows.
 pub const EXAMPLES: usize = 10;
 
 /// What a replay found.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReplayReport {
     pub slot: Slot,
     /// The candidate's `name@version`.
@@ -62,7 +66,7 @@ pub struct ReplayReport {
     pub examples: Vec<ReplayExample>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReplayExample {
     pub order_id: i64,
     pub created_at: DateTime<Utc>,
@@ -97,9 +101,10 @@ pub async fn replay(
 }
 
 /// As [`replay`]; with `config`, the candidate runs every order with it
-/// instead of the recorded configuration. `progress` is told after each
-/// page how many recorded orders were read so far and what the report
-/// holds, for long runs.
+/// instead of the recorded configuration. `progress` is told, after each
+/// slice of at most [`SLICE`] of policy calls, how many recorded orders were
+/// replayed so far and what the report holds, for long runs. Dropping the
+/// future stops the replay once the slice under way ends.
 pub async fn replay_with(
     db: &PgPool,
     candidate: Arc<LoadedPolicy>,
@@ -131,28 +136,58 @@ pub async fn replay_with(
     let mut after = 0;
     let mut read = 0;
     loop {
-        let orders = recorded::page(db, since, after, PAGE).await?;
+        let mut orders = recorded::page(db, since, after, PAGE).await?;
         let Some(last) = orders.last() else {
             return Ok(report);
         };
         after = last.order_id;
-        read += orders.len() as u64;
-        let policy = candidate.clone();
-        let config = config.clone();
-        // Policy calls are CPU work: off the async workers.
-        let verdicts = tokio::task::spawn_blocking(move || {
-            orders
-                .into_iter()
-                .filter_map(|order| {
-                    judge(&policy, &order, config.as_ref()).map(|verdict| (order, verdict))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await?;
-        for (order, verdict) in verdicts {
-            report.add(&order, verdict);
+        while !orders.is_empty() {
+            let policy = candidate.clone();
+            let config = config.clone();
+            // Policy calls are CPU work: off the async workers.
+            let slice =
+                tokio::task::spawn_blocking(move || judge_slice(&policy, orders, config.as_ref()))
+                    .await?;
+            read += slice.judged.len() as u64;
+            for (order, verdict) in slice.judged {
+                if let Some(verdict) = verdict {
+                    report.add(&order, verdict);
+                }
+            }
+            progress(read, &report);
+            orders = slice.rest;
         }
-        progress(read, &report);
+    }
+}
+
+/// What one slice of a page came to.
+struct Slice {
+    /// The orders judged, each with its verdict (`None`: it never asked the
+    /// slot).
+    judged: Vec<(RecordedOrder, Option<Verdict>)>,
+    /// The page's orders left for the next slice.
+    rest: Vec<RecordedOrder>,
+}
+
+/// Judges `orders` in order for at most [`SLICE`].
+fn judge_slice(
+    candidate: &LoadedPolicy,
+    orders: Vec<RecordedOrder>,
+    config: Option<&Config>,
+) -> Slice {
+    let started = std::time::Instant::now();
+    let mut orders = orders.into_iter();
+    let mut judged = Vec::new();
+    for order in orders.by_ref() {
+        let verdict = judge(candidate, &order, config);
+        judged.push((order, verdict));
+        if started.elapsed() >= SLICE {
+            break;
+        }
+    }
+    Slice {
+        judged,
+        rest: orders.collect(),
     }
 }
 
@@ -270,10 +305,19 @@ fn judge(
     })
 }
 
-/// `24h`, `30m`, `7d`, `90s` before now, or an RFC 3339 time.
+/// `24h`, `30m`, `7d`, `90s` before now, or an RFC 3339 time. Never a time
+/// before the year 1: further back than any stored order, and than
+/// PostgreSQL's timestamps go.
 pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    let too_far = || format!("{text:?} reaches further back than dates go");
+    let earliest = DateTime::<Utc>::from_timestamp(EARLIEST_SECONDS, 0).ok_or_else(too_far)?;
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
+        let at = at.with_timezone(&Utc);
+        return if at < earliest {
+            Err(too_far())
+        } else {
+            Ok(at)
+        };
     }
     let text = text.trim();
     let unit = text
@@ -283,20 +327,33 @@ pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
     let count: i64 = text[..text.len() - unit.len_utf8()]
         .parse()
         .map_err(|_| format!("{text:?} is not a duration such as 24h, 30m, 7d or 90s"))?;
+    if count < 0 {
+        return Err(format!(
+            "{text:?} is not a duration such as 24h, 30m, 7d or 90s"
+        ));
+    }
+    // Every step is checked: a count too large for a duration, or a
+    // duration reaching before the earliest date, is refused, never a panic.
     let ago = match unit {
         's' => Duration::try_seconds(count),
         'm' => Duration::try_minutes(count),
         'h' => Duration::try_hours(count),
         'd' => Duration::try_days(count),
-        _ => None,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration such as 24h, 30m, 7d or 90s"
+            ));
+        }
     }
-    .filter(|ago| *ago >= Duration::zero())
-    .ok_or_else(|| format!("{text:?} is not a duration such as 24h, 30m, 7d or 90s"))?;
-    // Far beyond any stored order, but never a time chrono cannot hold.
+    .ok_or_else(too_far)?;
     Utc::now()
         .checked_sub_signed(ago)
-        .ok_or_else(|| format!("{text:?} reaches further back than dates go"))
+        .filter(|at| *at >= earliest)
+        .ok_or_else(too_far)
 }
+
+/// 0001-01-01T00:00:00Z, in seconds from the Unix epoch.
+const EARLIEST_SECONDS: i64 = -62_135_596_800;
 
 impl fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -388,8 +445,34 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused() {
-        for text in ["", "h", "24", "24x", "yesterday", "-5d", "100000000000d"] {
+        for text in [
+            "",
+            "h",
+            "24",
+            "24x",
+            "yesterday",
+            "-5d",
+            "1.5h",
+            "99999999999999999999h",
+        ] {
             assert!(parse_since(text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn durations_too_long_for_any_date_are_refused() {
+        for text in [
+            "100000000000d",
+            "3000000d",
+            "9223372036854775807s",
+            "9223372036854775807d",
+            "0000-01-01T00:00:00Z",
+        ] {
+            let refused = parse_since(text).expect_err(text);
+            assert!(refused.contains("further back"), "{text}: {refused}");
+        }
+        // The year 1 is the earliest accepted.
+        assert!(parse_since("0001-01-01T00:00:00Z").is_ok());
+        assert!(parse_since("700000d").is_ok());
     }
 }
