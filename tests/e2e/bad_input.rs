@@ -1,8 +1,10 @@
 //! Malformed requests are answered with 4xx problem bodies and change nothing.
 
 use commerce_tests::*;
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use reqwest::{Method, StatusCode, header::HeaderValue};
+use serde_json::{Value, json};
+
+use crate::config::form;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_and_wrong_types_are_invalid_requests() {
@@ -173,6 +175,158 @@ async fn unknown_routes_and_methods_get_problem_bodies() {
         app.request(Method::DELETE, "/api/v1/products"),
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
+    )
+    .await;
+}
+
+/// Rows of `table`, to show a refused request wrote nothing.
+async fn rows(deployment: &Deployment, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("select count(*) from {table}"))
+        .fetch_one(&deployment.db)
+        .await
+        .expect("a count")
+}
+
+/// PostgreSQL refuses NUL in text and in JSON; a request carrying one must be
+/// refused as the request is read, with its own code, never reach the
+/// database as a 500. Other control characters are refused wherever text is
+/// stored, since they only hide what is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_and_control_characters_are_refused_where_the_request_is_read() {
+    let deployment = Deployment::start().await;
+    let app = deployment.app();
+    let bad_texts = [
+        "nu\u{0}l",
+        "\u{0}",
+        "bell\u{7}",
+        "esc\u{1b}[2J",
+        "c\u{85}1",
+        "line\nbreak",
+    ];
+
+    // Names of users, products and coupons, and the catalogue's search.
+    let users = rows(&deployment, "users").await;
+    let product = app.create_product("Mug", "home", 1_000, 1).await;
+    for text in bad_texts {
+        let refused = [
+            app.post("/api/v1/users").json(&json!({ "name": text })),
+            app.admin(Method::POST, "/api/v1/admin/products")
+                .json(&json!({ "name": text, "category": "c", "price": 1, "stock": 1 })),
+            app.admin(Method::POST, "/api/v1/admin/products")
+                .json(&json!({ "name": "n", "category": text, "price": 1, "stock": 1 })),
+            app.admin(
+                Method::PATCH,
+                &format!("/api/v1/admin/products/{}", product.id),
+            )
+            .json(&json!({ "name": text })),
+            app.admin(
+                Method::PATCH,
+                &format!("/api/v1/admin/products/{}", product.id),
+            )
+            .json(&json!({ "category": text })),
+            app.admin(Method::POST, "/api/v1/admin/coupons")
+                .json(&open_coupon(text, 10)),
+            app.get("/api/v1/products").query(&[("name", text)]),
+            app.get("/api/v1/products").query(&[("category", text)]),
+        ];
+        for request in refused {
+            expect_problem(request, StatusCode::BAD_REQUEST, "INVALID_REQUEST").await;
+        }
+    }
+    assert_eq!(rows(&deployment, "users").await, users);
+    assert_eq!(rows(&deployment, "products").await, 1);
+    assert_eq!(rows(&deployment, "coupons").await, 0);
+    let mug: Value = expect(
+        app.get(&format!("/api/v1/products/{}", product.id)),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (mug["name"].as_str(), mug["category"].as_str()),
+        (Some("Mug"), Some("home"))
+    );
+
+    // A field name or an enumerated value with a NUL is no field or value.
+    let user = app.create_user("kim").await;
+    expect_problem(
+        app.post(&format!("/api/v1/users/{}/points/charge", user.id))
+            .json(&json!({ "amount\u{0}": 100 })),
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    )
+    .await;
+    expect_problem(
+        app.get(&format!("/api/v1/users/{}/coupons", user.id))
+            .query(&[("status", "used\u{0}")]),
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    )
+    .await;
+    expect_problem(
+        app.get("/api/v1/products").query(&[("sort", "name\u{0}")]),
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    )
+    .await;
+    expect_problem(
+        app.admin(Method::PUT, "/api/v1/admin/policies/pricing%00/config")
+            .json(&json!({})),
+        StatusCode::NOT_FOUND,
+        "UNKNOWN_SLOT",
+    )
+    .await;
+
+    // The Idempotency-Key header: HTTP itself refuses NUL in a header, so
+    // what reaches the server is a tab or a byte past ASCII at worst.
+    for key in [&b"key\twith-tab"[..], b"key-\xff"] {
+        expect_problem(
+            app.charge_request(user.id, 100).header(
+                "idempotency-key",
+                HeaderValue::from_bytes(key).expect("a header value"),
+            ),
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+        )
+        .await;
+    }
+    assert_eq!(app.balance(user.id).await, 0);
+
+    // A slot's configuration, set alone or with a component, active or
+    // shadowed.
+    let policies = rows(&deployment, "policy_versions").await;
+    let members = component("coupon-new-members");
+    for text in bad_texts {
+        for config in [json!({ text: "x" }), json!({ "days": text })] {
+            for slot in ["pricing", "coupon", "order_rules"] {
+                expect_problem(
+                    app.admin(
+                        Method::PUT,
+                        &format!("/api/v1/admin/policies/{slot}/config"),
+                    )
+                    .json(&config),
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_CONFIG",
+                )
+                .await;
+            }
+            for path in [
+                "/api/v1/admin/policies/coupon",
+                "/api/v1/admin/policies/coupon/shadow",
+            ] {
+                expect_problem(
+                    form(app.admin(Method::PUT, path), members.clone(), Some(&config)),
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_CONFIG",
+                )
+                .await;
+            }
+        }
+    }
+    assert_eq!(rows(&deployment, "policy_versions").await, policies);
+    expect_problem(
+        app.admin(Method::GET, "/api/v1/admin/policies/coupon/shadow"),
+        StatusCode::NOT_FOUND,
+        "NO_SHADOW",
     )
     .await;
 }

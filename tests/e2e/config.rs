@@ -11,7 +11,11 @@ const POLICIES: &str = "/api/v1/admin/policies";
 
 /// A `multipart/form-data` body with a `component` part and, when given, a
 /// `config` part.
-fn form(request: RequestBuilder, component: Vec<u8>, config: Option<&Value>) -> RequestBuilder {
+pub(crate) fn form(
+    request: RequestBuilder,
+    component: Vec<u8>,
+    config: Option<&Value>,
+) -> RequestBuilder {
     const BOUNDARY: &str = "commerce-test-boundary-7d1f";
     let mut body = Vec::new();
     body.extend_from_slice(

@@ -98,6 +98,102 @@ async fn shopper(app: &Instance, name: &str) -> i64 {
     user_id
 }
 
+/// API.md's payment row answers `403 FORBIDDEN` for another user's order
+/// where a missing one is `404`: a payment attempt tells that the id is an
+/// order's, and nothing more. Whatever the order's state, the refusal reads
+/// the same, changes nothing, and stores nothing under the Idempotency-Key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paying_another_users_order_tells_only_that_the_id_exists() {
+    let deployment = with_tokens().await;
+    let app = deployment.app();
+    let kim = shopper(app, "kim").await;
+    let lee = shopper(app, "lee").await;
+    let (kim_token, lee_token) = (user_token(kim, false), user_token(lee, false));
+    let product = app.create_product("Tea", "food", 1_000, 100).await;
+    let place = |user: i64, token: String| {
+        let request = as_user(
+            app.post("/api/v1/orders").json(&json!({
+                "user_id": user, "items": [{ "product_id": product.id, "quantity": 1 }],
+            })),
+            &token,
+        );
+        async move {
+            let (status, order) = send(request).await;
+            assert_eq!(status, StatusCode::CREATED, "{order}");
+            order["id"].as_i64().expect("an order id")
+        }
+    };
+    let pending = place(kim, kim_token.clone()).await;
+    let paid = place(kim, kim_token.clone()).await;
+    let cancelled = place(kim, kim_token.clone()).await;
+    let pay = |order_id: i64, user: i64, token: &str| {
+        as_user(
+            app.post("/api/v1/payments")
+                .json(&json!({ "order_id": order_id, "user_id": user })),
+            token,
+        )
+    };
+    assert_eq!(
+        send(pay(paid, kim, &kim_token)).await.0,
+        StatusCode::CREATED
+    );
+    let (status, _) = send(as_user(
+        app.post(&format!("/api/v1/orders/{cancelled}/cancel")),
+        &kim_token,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut refusals = Vec::new();
+    for order in [pending, paid, cancelled] {
+        let refused = expect_problem(
+            pay(order, lee, &lee_token).header("idempotency-key", format!("lee-{order}")),
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        // The same words for every state, the order's id aside.
+        let detail = refused["detail"].as_str().unwrap_or_default();
+        assert!(
+            !["pending", "paid", "cancel", "total"]
+                .iter()
+                .any(|word| detail.contains(word)),
+            "{refused}"
+        );
+        refusals.push(detail.replace(&order.to_string(), "<order>"));
+    }
+    assert!(
+        refusals.iter().all(|refusal| *refusal == refusals[0]),
+        "{refusals:?}"
+    );
+    let missing = cancelled + 1_000;
+    expect_problem(
+        pay(missing, lee, &lee_token),
+        StatusCode::NOT_FOUND,
+        "ORDER_NOT_FOUND",
+    )
+    .await;
+
+    // Nothing changed, and nothing was stored under lee's keys: the same key
+    // pays lee's own order afresh.
+    let (_, order) = send(as_user(
+        app.get(&format!("/api/v1/orders/{pending}")),
+        &kim_token,
+    ))
+    .await;
+    assert_eq!(order["status"], "pending_payment");
+    let (_, wallet) = send(app.admin(Method::GET, &format!("/api/v1/users/{lee}/points"))).await;
+    assert_eq!(wallet["balance"], 100_000, "{wallet}");
+    let own = place(lee, lee_token.clone()).await;
+    let response = pay(own, lee, &lee_token)
+        .header("idempotency-key", format!("lee-{pending}"))
+        .send()
+        .await
+        .expect("an answer");
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ownership_table_holds_row_by_row_on_two_instances() {
     let deployment = with_tokens().await;

@@ -142,3 +142,40 @@ async fn an_answer_whose_reasons_alias_one_buffer_is_refused_before_it_is_copied
     let (_, orders) = send(app.get(&format!("/api/v1/users/{}/orders", user.id))).await;
     assert_eq!(orders["total"], 0, "{orders}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_holding_a_nul_is_the_policys_failure_and_writes_nothing() {
+    let deployment = Deployment::start().await;
+    let app = deployment.app();
+    let user = app.create_user("kim").await;
+    let product = app.create_product("Pen", "office", 100, 10).await;
+    expect::<Value>(
+        app.admin(Method::PUT, "/api/v1/admin/policies/pricing")
+            .body(component("misbehave-nul-reason")),
+        StatusCode::OK,
+    )
+    .await;
+    for request in [
+        app.order_request(user.id, &[(product.id, 1)], None),
+        app.post("/api/v1/quotes").json(&json!({
+            "user_id": user.id,
+            "items": [{ "product_id": product.id, "quantity": 1 }],
+        })),
+    ] {
+        let problem = expect_problem(
+            request,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "POLICY_UNAVAILABLE",
+        )
+        .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("NUL")),
+            "{problem}"
+        );
+    }
+    assert_eq!(app.stock(product.id).await, 10);
+    let (_, orders) = send(app.get(&format!("/api/v1/users/{}/orders", user.id))).await;
+    assert_eq!(orders["total"], 0, "{orders}");
+}

@@ -350,19 +350,18 @@ async fn unpaid_orders_expire_once_with_stock_and_coupon_restored() {
     assert_eq!(expired_events, 2);
 }
 
+/// Due orders the expiry job reads per query.
+const EXPIRY_PAGE: usize = 100;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_that_cannot_be_restored_holds_up_no_other_expiry() {
-    let deployment = Deployment::start_with(1, |settings| settings.order_ttl_seconds = 1).await;
+async fn orders_that_cannot_be_restored_hold_up_no_other_expiry() {
+    let deployment = Deployment::start_with(2, |settings| settings.order_ttl_seconds = 1).await;
     let app = deployment.app();
-    let user = customer(app, "kim", 10_000).await;
-    let poison = app.create_product("Poison", "lab", 1_000, 10).await;
+    let user = app.create_user("kim").await;
+    let poison = app.create_product("Poison", "lab", 1_000, 1_000).await;
     let water = app.create_product("Water", "lab", 1_000, 10).await;
-    // The order that cannot be restored has the lowest id: it leads the batch.
-    let stuck = id(&app.place_order(user.id, &[(poison.id, 1)]).await.1);
-    let mut others = Vec::new();
-    for _ in 0..3 {
-        others.push(id(&app.place_order(user.id, &[(water.id, 1)]).await.1));
-    }
+    // From now on the poison cannot be restocked: placing an order takes
+    // stock, so only restoring one (an expiry, a cancel) fails.
     sqlx::raw_sql(&format!(
         "create function refuse_restock() returns trigger language plpgsql as $$
          begin raise exception 'restock refused'; end $$;
@@ -374,52 +373,70 @@ async fn an_order_that_cannot_be_restored_holds_up_no_other_expiry() {
     .execute(&deployment.db)
     .await
     .expect("the trigger");
-    let stock = |product: i64| {
-        sqlx::query_scalar::<_, i32>("select stock from products where id = $1")
-            .bind(product)
-            .fetch_one(&deployment.db)
+    // More orders that cannot be restored than the job reads at once, all
+    // due before the others: a job that tried them first, together or one
+    // by one, and then stopped would never reach the rest.
+    let (user_id, poison_id) = (user.id, poison.id);
+    let stuck: Vec<i64> = concurrently(EXPIRY_PAGE + 1, |_| {
+        let app = app.clone();
+        async move {
+            let (status, order) = app.place_order(user_id, &[(poison_id, 1)]).await;
+            assert_eq!(status, StatusCode::CREATED, "{order}");
+            id(&order)
+        }
+    })
+    .await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(id(&app.place_order(user.id, &[(water.id, 1)]).await.1));
+    }
+    let statuses = |orders: Vec<i64>| {
+        sqlx::query_scalar::<_, String>("select distinct status from orders where id = any($1)")
+            .bind(orders)
+            .fetch_all(&deployment.db)
     };
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(15),
         "the other orders expired",
         || async {
-            let mut statuses = Vec::new();
-            for order in &others {
-                statuses.push(app.order(*order).await["status"].clone());
-            }
-            match statuses.iter().all(|status| status == "expired") {
-                true => Ok(()),
-                false => Err(format!("{statuses:?}")),
+            match statuses(others.clone()).await.expect("statuses") {
+                seen if seen == ["expired"] => Ok(()),
+                seen => Err(format!("{seen:?}")),
             }
         },
     )
     .await;
-    assert_eq!(stock(water.id).await.expect("stock"), 10);
-    assert_eq!(app.order(stuck).await["status"], "pending_payment");
-    assert_eq!(stock(poison.id).await.expect("stock"), 9);
-    // Once it can be restored, it expires too, exactly once.
+    assert_eq!(app.stock(water.id).await, 10);
+    assert_eq!(
+        statuses(stuck.clone()).await.expect("statuses"),
+        ["pending_payment"]
+    );
+    assert_eq!(app.stock(poison.id).await, 1_000 - stuck.len() as i64);
+
+    // Once they can be restored, they expire too, each exactly once though
+    // both instances run the job.
     sqlx::raw_sql("drop trigger refuse_restock on products")
         .execute(&deployment.db)
         .await
         .expect("no trigger");
     eventually(
-        Duration::from_secs(10),
-        "the stuck order expired",
+        Duration::from_secs(15),
+        "the stuck orders expired",
         || async {
-            match app.order(stuck).await["status"].clone() {
-                status if status == "expired" => Ok(()),
-                status => Err(status.to_string()),
+            match statuses(stuck.clone()).await.expect("statuses") {
+                seen if seen == ["expired"] => Ok(()),
+                seen => Err(format!("{seen:?}")),
             }
         },
     )
     .await;
-    assert_eq!(stock(poison.id).await.expect("stock"), 10);
+    assert_eq!(app.stock(poison.id).await, 1_000);
     let expired_events: i64 =
         sqlx::query_scalar("select count(*) from outbox where type = 'order.expired'")
             .fetch_one(&deployment.db)
             .await
             .expect("events");
-    assert_eq!(expired_events, 4);
+    assert_eq!(expired_events, (stuck.len() + others.len()) as i64);
 }
 
 /// Issues the user a 5% coupon (max 5,000 won) directly in the database.

@@ -15,12 +15,30 @@ use crate::policy::{
     shadow::{Shadow, Shadows},
 };
 
-/// Components kept compiled by digest, to install again without compiling:
-/// the versions in use are held by the registry whatever this forgets.
-const COMPILED_KEPT: u64 = 32;
+/// Machine code kept compiled by digest, to install a version again (a
+/// rollback, a promoted shadow, a repeated upload) without compiling it:
+/// room for a dozen TypeScript or Python interpreters or thousands of Rust
+/// policies. The least recently used goes first; the versions in use are
+/// held by the registry and the shadows whatever this forgets, and
+/// wasmtime's disk cache (1 GiB by default) still has their code.
+const COMPILED_KEPT_BYTES: u64 = 512 << 20;
 
 /// Compiled components by digest, shared with uploads' background compiles.
 type CompiledCache = moka::sync::Cache<[u8; 32], Compiled>;
+
+/// An empty cache of at most `capacity` bytes of machine code. A native
+/// policy weighs one byte: it is code the server already has.
+fn compiled_cache(capacity: u64) -> CompiledCache {
+    CompiledCache::builder()
+        .max_capacity(capacity)
+        // What was compiled last is what is installed next (an upload
+        // compiles before it activates), so recency, not frequency, decides.
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
+        .weigher(|_, compiled: &Compiled| {
+            u32::try_from(compiled.code_bytes().max(1)).unwrap_or(u32::MAX)
+        })
+        .build()
+}
 
 /// How long an upload waits for its compile: within the request timeout.
 const COMPILE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -44,7 +62,7 @@ impl Mirror {
         compiled: HashMap<[u8; 32], Compiled>,
     ) -> anyhow::Result<Self> {
         let shadows = Shadows::start()?;
-        let cache = CompiledCache::new(COMPILED_KEPT);
+        let cache = compiled_cache(COMPILED_KEPT_BYTES);
         for (sha256, component) in compiled {
             cache.insert(sha256, component);
         }
@@ -331,4 +349,30 @@ async fn compiled(
     let component = check(slot, bytes).await?;
     cache.insert(key, component.clone());
     Ok(component)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_components_are_kept_up_to_a_weight_of_machine_code() {
+        // The smallest component there is: its compiled image still has a
+        // size, which is what the cache weighs.
+        let empty = Compiled::new(b"\0asm\x0d\0\x01\0").expect("an empty component");
+        let weight = empty.code_bytes() as u64;
+        assert!(weight > 0, "a compiled component has machine code");
+        let cache = compiled_cache(3 * weight);
+        for digest in 0..10_u8 {
+            cache.insert([digest; 32], empty.clone());
+            cache.run_pending_tasks();
+        }
+        assert!(
+            cache.weighted_size() <= 3 * weight,
+            "{} bytes",
+            cache.weighted_size()
+        );
+        assert!(cache.entry_count() <= 3, "{} kept", cache.entry_count());
+        assert!(cache.contains_key(&[9; 32]), "the latest is kept");
+    }
 }

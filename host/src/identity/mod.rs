@@ -64,7 +64,10 @@ impl Acting {
 }
 
 /// Which orders a caller may see or cancel: another user's answer as if
-/// they did not exist, so order ids reveal nothing.
+/// they did not exist, so reading or cancelling by id tells nothing. (Paying
+/// another user's order is `403 FORBIDDEN`, as the contract's payment row
+/// says: that tells the id is an order's, and no more; see
+/// docs/security.md, "What an order id tells".)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderScope {
     Any,

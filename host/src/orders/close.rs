@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +41,7 @@ pub(super) async fn cancel(db: &PgPool, scope: OrderScope, order_id: i64) -> Res
     if !matches!(status, OrderStatus::PendingPayment | OrderStatus::Paid) {
         return Err(Error::OrderNotCancellable(status.as_str().into()));
     }
-    restore(&mut tx, &[order_id]).await?;
+    restore(&mut tx, order_id).await?;
     let was_paid = status == OrderStatus::Paid;
     if was_paid && total > 0 {
         refund(&mut tx, user_id, total, order_id).await?;
@@ -56,12 +57,12 @@ pub(super) async fn cancel(db: &PgPool, scope: OrderScope, order_id: i64) -> Res
     Ok(Cancelled { order, was_paid })
 }
 
-/// Puts back the stock of the orders' lines and frees their coupons. The
-/// products of all the orders are locked together in id order, as placing
-/// an order does, so the two never deadlock.
-async fn restore(tx: &mut PgConnection, order_ids: &[i64]) -> Result<()> {
-    stock::put_back(tx, order_ids).await?;
-    coupons::release(tx, order_ids).await
+/// Puts back the stock of the order's lines and frees its coupon. The
+/// products are locked in id order, as placing an order does, so the two
+/// never deadlock.
+async fn restore(tx: &mut PgConnection, order_id: i64) -> Result<()> {
+    stock::put_back(tx, &[order_id]).await?;
+    coupons::release(tx, &[order_id]).await
 }
 
 /// Gives a paid order's points back, with the wallet's optimistic version.
@@ -79,78 +80,102 @@ async fn refund(tx: &mut PgConnection, user_id: i64, amount: i64, order_id: i64)
     Err(Error::ConcurrentUpdate)
 }
 
-/// Orders expired per transaction.
-const EXPIRY_BATCH: i64 = 100;
+/// Due orders read per query; each is then expired in a transaction of its own.
+const EXPIRY_PAGE: i64 = 100;
 
-/// Expires unpaid orders past `expires_at`, up to [`EXPIRY_BATCH`] of
-/// them in one transaction. When that fails, each order of the batch is
-/// expired in a transaction of its own, so one order that cannot be restored
-/// (it stays pending, logged, and is tried again) holds up no other. Several
-/// instances may run this at once: `skip locked` hands each order to one.
-pub(super) async fn expire_due(db: &PgPool) -> Result<usize> {
-    let due: Vec<i64> = sqlx::query_scalar(
-        "select id from orders
-          where status = 'pending_payment' and expires_at <= now()
-          order by id
-          limit $1",
-    )
-    .bind(EXPIRY_BATCH)
-    .fetch_all(db)
-    .await?;
-    if due.is_empty() {
-        return Ok(0);
-    }
-    let expired = match expire(db, &due).await {
-        Ok(expired) => expired,
-        Err(err) => {
-            tracing::warn!(%err, orders = due.len(), "cannot expire a batch of orders; expiring them one by one");
-            let mut expired = 0;
-            for id in due {
-                match expire(db, &[id]).await {
-                    Ok(n) => expired += n,
-                    Err(err) => {
-                        metrics::counter!("orders_expiry_failures_total").increment(1);
-                        tracing::error!(%err, order_id = id, "cannot expire an order; it stays pending and is tried again");
-                    }
+/// What one pass over the due orders did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ExpiryPass {
+    pub expired: usize,
+    /// Orders whose expiry failed: they stay pending and the next pass tries
+    /// them again.
+    pub failed: usize,
+}
+
+/// Expires every unpaid order past its `expires_at`, each in a transaction
+/// of its own, so that an order that cannot be restored (logged, counted in
+/// `orders_expiry_failures_total`, left pending) holds up no other: the pass
+/// walks the due orders in `(expires_at, id)` order past the failing ones.
+/// Several instances may run this at once: each order is expired under its
+/// row lock, taken `skip locked`, by the one instance that gets it. `wake`
+/// is told after each page that expired something, so the outbox relay
+/// publishes the events as they are written; `stop` ends the pass between
+/// two pages.
+pub(super) async fn expire_due(
+    db: &PgPool,
+    wake: &Notify,
+    stop: &CancellationToken,
+) -> Result<ExpiryPass> {
+    let mut pass = ExpiryPass::default();
+    // Before every order: `expires_at` is set at placing, after 1970.
+    let mut after: (DateTime<Utc>, i64) = (DateTime::UNIX_EPOCH, 0);
+    loop {
+        let page: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
+            "select id, expires_at from orders
+              where status = 'pending_payment' and expires_at <= now()
+                and (expires_at, id) > ($1, $2)
+              order by expires_at, id
+              limit $3",
+        )
+        .bind(after.0)
+        .bind(after.1)
+        .bind(EXPIRY_PAGE)
+        .fetch_all(db)
+        .await?;
+        let expired_before = pass.expired;
+        for &(id, expires_at) in &page {
+            after = (expires_at, id);
+            // No connection to be had ends the pass: the others would wait
+            // for one in vain. A failure inside the order's own
+            // transaction is that order's alone.
+            let tx = db.begin().await?;
+            match expire(tx, id).await {
+                Ok(true) => pass.expired += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    pass.failed += 1;
+                    metrics::counter!("orders_expiry_failures_total").increment(1);
+                    tracing::error!(%err, order_id = id, "cannot expire an order; it stays pending and is tried again");
                 }
             }
-            expired
         }
-    };
-    metrics::counter!("orders_expired_total").increment(expired as u64);
-    Ok(expired)
+        let expired = pass.expired - expired_before;
+        if expired > 0 {
+            metrics::counter!("orders_expired_total").increment(expired as u64);
+            wake.notify_one();
+        }
+        if page.len() < EXPIRY_PAGE as usize || stop.is_cancelled() {
+            return Ok(pass);
+        }
+    }
 }
 
-/// Expires those of `candidates` still pending and due, in one transaction.
-async fn expire(db: &PgPool, candidates: &[i64]) -> Result<usize> {
-    let mut tx = db.begin().await?;
-    let due: Vec<i64> = sqlx::query_scalar(
+/// Expires the order if it is still pending and due and no other instance
+/// holds it, in one transaction: `false` when there was nothing to do.
+async fn expire(mut tx: Transaction<'_, Postgres>, order_id: i64) -> Result<bool> {
+    let due: Option<i64> = sqlx::query_scalar(
         "select id from orders
-          where id = any($1) and status = 'pending_payment' and expires_at <= now()
-          order by id
+          where id = $1 and status = 'pending_payment' and expires_at <= now()
             for update skip locked",
     )
-    .bind(candidates)
-    .fetch_all(&mut *tx)
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
     .await?;
-    if due.is_empty() {
-        return Ok(0);
+    if due.is_none() {
+        return Ok(false);
     }
-    restore(&mut tx, &due).await?;
-    sqlx::query("update orders set status = 'expired', closed_at = now() where id = any($1)")
-        .bind(&due)
+    restore(&mut tx, order_id).await?;
+    sqlx::query("update orders set status = 'expired', closed_at = now() where id = $1")
+        .bind(order_id)
         .execute(&mut *tx)
         .await?;
-    for id in &due {
-        let order = read(&mut tx, *id).await?;
-        record_event(&mut tx, "order.expired", &order).await?;
-    }
+    let order = read(&mut tx, order_id).await?;
+    record_event(&mut tx, "order.expired", &order).await?;
     tx.commit().await?;
-    Ok(due.len())
+    Ok(true)
 }
 
-/// Runs [`expire_due`] every second until cancelled, waking the outbox
-/// relay for the events it wrote.
+/// Runs [`expire_due`] every second until cancelled.
 pub(super) async fn expire_periodically(
     db: &PgPool,
     outbox_wake: &Notify,
@@ -162,22 +187,14 @@ pub(super) async fn expire_periodically(
             () = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        loop {
-            match expire_due(db).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    outbox_wake.notify_one();
-                    if n == EXPIRY_BATCH as usize {
-                        continue;
-                    }
-                    tracing::info!(orders = n, "expired unpaid orders");
-                    break;
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "cannot expire orders");
-                    break;
-                }
-            }
+        match expire_due(db, outbox_wake, &stop).await {
+            Ok(ExpiryPass { expired: 0, .. }) => {}
+            Ok(pass) => tracing::info!(
+                orders = pass.expired,
+                failed = pass.failed,
+                "expired unpaid orders"
+            ),
+            Err(err) => tracing::warn!(%err, "cannot expire orders"),
         }
     }
 }

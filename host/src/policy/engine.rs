@@ -56,19 +56,37 @@ pub const TIME_PER_CALL: Duration = Duration::from_millis(250);
 pub const MAX_TIME_PER_CALL: Duration = Duration::from_secs(1);
 /// Pooled memories returned to the kernel in one batch.
 const DECOMMIT_BATCH: usize = 16;
-/// Memory (and table) bytes a pooled slot keeps resident between calls,
-/// reset in place: the pages a call wrote when the kernel can say which
-/// (PAGEMAP_SCAN), else the first bytes by memset (see `config`).
-const KEEP_RESIDENT_SCANNED: usize = 64 << 20;
+/// Memory bytes a pooled slot keeps resident between calls, reset in place:
+/// the pages a call wrote when the kernel can say which (PAGEMAP_SCAN), else
+/// the first bytes by memset; the rest of what a call wrote goes back to the
+/// kernel (see `config`). Every warm slot holds this much while it waits,
+/// so it is what bounds the pool's resident memory: 64 MiB here let each of
+/// a hundred idle slots keep what a call once touched, gigabytes in all.
+const KEEP_RESIDENT_SCANNED: usize = 4 << 20;
 const KEEP_RESIDENT_MEMSET: usize = 192 << 10;
+/// Warm memory slots left unused before the pool reuses them for other
+/// components (wasmtime's default is 100): with [`KEEP_RESIDENT_SCANNED`],
+/// idle slots hold at most 64 MiB together. The components a deployment
+/// runs at once (three slots, their shadows, a few core instances each) stay
+/// within it, so each keeps finding a slot already holding its image.
+const MAX_UNUSED_WARM_SLOTS: u32 = 16;
 /// Core instances, memories and tables a call may create, and table size:
-/// far above what a component of any of the supported languages needs.
+/// above what a component of any of the supported languages needs (a
+/// componentize-py component has 38 core instances, one memory and two
+/// tables; componentize-js, 3, one and two; Rust, one of each). Memory bytes
+/// are bounded for all of a call's memories together (`CallLimits`), so the
+/// count of memories grants no more of them.
 const MAX_INSTANCES: usize = 64;
 const MAX_MEMORIES: usize = 8;
 const MAX_TABLES: usize = 64;
 /// (The pool reserves every table slot at this size, so it stays at
 /// wasmtime's default: 20,000 elements of 8 bytes, for 1,024 tables.)
 const MAX_TABLE_ELEMENTS: usize = 20_000;
+/// Table bytes a pooled slot keeps resident between calls: a whole table at
+/// its largest (160 KB), since a Python component fills thousands of
+/// elements at every instantiation; table slots are reused before new ones
+/// are touched, so only as many as run at once hold it.
+const TABLE_KEEP_RESIDENT: usize = MAX_TABLE_ELEMENTS * size_of::<usize>();
 /// Log lines kept per call, and their length, so a chatty policy cannot
 /// flood the log or the host's memory.
 const MAX_LOG_LINES: usize = 32;
@@ -369,12 +387,17 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
         // (`bench calls` prints the split):
         // - with the kernel's PAGEMAP_SCAN (Linux 6.7+), only the pages the
         //   call wrote are found and restored in place, up to the kept size,
-        //   so a call faults in nothing and a 12-18 MB TypeScript or Python
-        //   image costs what it dirtied, not its size;
+        //   so a call that writes less faults in nothing and a 12-18 MB
+        //   TypeScript or Python image costs what it dirtied, not its size;
+        //   past the kept size the pages go back to the kernel, and the next
+        //   call faults them in again;
         // - without it, the kept bytes are reset by memset, so they are sized
         //   to what a Rust policy touches (its 64 KiB stack, data, first heap
         //   pages: plugins/.cargo/config.toml), and the rest is returned to
         //   the kernel.
+        // What stays resident is at most the kept size per warm slot, and
+        // the warm slots are bounded ([`MAX_UNUSED_WARM_SLOTS`] idle, plus
+        // those in use).
         let keep = if PoolingAllocationConfig::is_pagemap_scan_available() {
             KEEP_RESIDENT_SCANNED
         } else {
@@ -389,8 +412,9 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
             .max_memory_size(MAX_MEMORY_PER_CALL)
             .decommit_batch_size(DECOMMIT_BATCH)
             .pagemap_scan(Enabled::Auto)
+            .max_unused_warm_slots(MAX_UNUSED_WARM_SLOTS)
             .linear_memory_keep_resident(keep)
-            .table_keep_resident(keep);
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         config.memory_reservation(MAX_MEMORY_PER_CALL as u64);
         // No guard pages: 128 MiB reservations are bounds-checked explicitly

@@ -56,6 +56,17 @@ impl Compiled {
         })
     }
 
+    /// Bytes of machine code it holds: what keeping it compiled costs.
+    pub fn code_bytes(&self) -> usize {
+        match &self.code {
+            Code::Component(component) => {
+                let image = component.image_range();
+                image.end.addr().saturating_sub(image.start.addr())
+            }
+            Code::Native(_) => 0,
+        }
+    }
+
     /// Checks `config` against the keys the component declares.
     pub fn validate(&self, config: &super::bindings::Config) -> Result<(), PolicyError> {
         metadata::validate(self.config_keys.as_deref(), config).map_err(PolicyError::InvalidConfig)

@@ -119,8 +119,12 @@ where
     Ok(answer)
 }
 
-/// Copies a string out of the guest's memory if it is short enough; a
-/// UTF-8 string is measured where it lies, before any copy.
+/// Copies a string out of the guest's memory if it is short enough and
+/// holds no NUL; a UTF-8 string is measured where it lies, before any copy.
+/// PostgreSQL stores no NUL in text or JSON, and an order stores its reasons
+/// and violations: refused here, such an answer is the policy's failure
+/// (`503`), not the database's (`500`). Other control characters stay a
+/// policy's own choice (a message may span lines).
 fn text(store: &Store<CallState>, what: &str, text: &WasmStr) -> wasmtime::Result<String> {
     let text = text.to_str(store)?;
     if text.len() > MAX_TEXT_BYTES {
@@ -129,6 +133,9 @@ fn text(store: &Store<CallState>, what: &str, text: &WasmStr) -> wasmtime::Resul
             text.len()
         ))
         .into());
+    }
+    if text.contains('\0') {
+        return Err(OutOfBounds(format!("{what} holding a NUL character")).into());
     }
     Ok(text.into_owned())
 }
