@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 use commerce::coupons::IssueStrategy;
 
-use crate::{calls, catalog, coupons, growth, orders, plot, policy, polyglot, report, swap};
+use crate::{
+    calls, catalog, catalog_misses, coupons, growth, orders, plot, policy, polyglot, report, swap,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -36,6 +38,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             requests: size(100_000, 3_000),
             connections: 64,
             max_seconds: 30,
+        })
+        .await?,
+    );
+    println!("== catalogue lists that miss the cache");
+    rows.extend(
+        catalog_misses::run(catalog_misses::Args {
+            products: size(100_000, 5_000) as u64,
+            connections: 16,
+            detail_connections: 4,
+            seconds: size(10, 2) as u64,
         })
         .await?,
     );

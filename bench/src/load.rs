@@ -131,6 +131,18 @@ pub async fn run(
     shape: Shape,
     request: impl Fn(usize) -> Call + Send + Sync + 'static,
 ) -> anyhow::Result<Report> {
+    run_paced(targets, shape, None, request).await
+}
+
+/// As [`run`], but with `pace` each connection sends at most one request
+/// per `pace`: a steady load of other clients beside a heavier one, whose
+/// latency is what is measured.
+pub async fn run_paced(
+    targets: &[SocketAddr],
+    shape: Shape,
+    pace: Option<Duration>,
+    request: impl Fn(usize) -> Call + Send + Sync + 'static,
+) -> anyhow::Result<Report> {
     let next = Arc::new(AtomicUsize::new(0));
     let request = Arc::new(request);
     let started = Instant::now();
@@ -141,7 +153,15 @@ pub async fn run(
         let next = next.clone();
         let request = request.clone();
         connections.push(tokio::spawn(async move {
-            drive(target, shape.requests, deadline, &next, request.as_ref()).await
+            drive(
+                target,
+                shape.requests,
+                deadline,
+                pace,
+                &next,
+                request.as_ref(),
+            )
+            .await
         }));
     }
     let mut report = Report::empty()?;
@@ -169,6 +189,7 @@ async fn drive(
     target: SocketAddr,
     total: usize,
     deadline: Instant,
+    pace: Option<Duration>,
     next: &AtomicUsize,
     request: &(impl Fn(usize) -> Call + Send + Sync),
 ) -> anyhow::Result<Report> {
@@ -180,7 +201,16 @@ async fn drive(
     tokio::spawn(connection);
     let host = target.to_string();
     let mut report = Report::empty()?;
+    let mut ticks = pace.map(|pace| {
+        let mut ticks = tokio::time::interval(pace);
+        // A late answer does not make the next requests come in a burst.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
     loop {
+        if let Some(ticks) = &mut ticks {
+            ticks.tick().await;
+        }
         let n = next.fetch_add(1, Ordering::Relaxed);
         if n >= total || Instant::now() >= deadline {
             break;

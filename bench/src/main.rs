@@ -15,6 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod all;
 mod calls;
 mod catalog;
+mod catalog_misses;
 mod ceiling;
 mod coupons;
 mod growth;
@@ -61,6 +62,9 @@ enum Scenario {
     /// Catalogue pages, product detail and popular products over a seeded
     /// catalogue, against a bare endpoint and a plain indexed SELECT.
     Catalog(catalog::Args),
+    /// Catalogue lists that each miss every cache (a new filter value per
+    /// request), beside other clients reading product detail.
+    CatalogMisses(catalog_misses::Args),
     /// Orders while the pricing policy is swapped every 100 ms.
     Swap(swap::Args),
     /// Catalogue throughput and p99 against connections and instances.
@@ -84,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Coupons(args) => print(coupons::run(args).await?),
         Scenario::Orders(args) => print(orders::run(args).await?),
         Scenario::Catalog(args) => print(catalog::run(args).await?),
+        Scenario::CatalogMisses(args) => print(catalog_misses::run(args).await?),
         Scenario::Swap(args) => print(swap::run(args).await?),
         Scenario::Growth(args) => {
             if args.cluster {
