@@ -62,7 +62,7 @@ pub async fn record(tx: &mut PgConnection, actor: &Actor, change: Change<'_>) ->
 
 /// One recorded change.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Entry {
+pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
     /// `admin-token`, `user:<sub>` or `system`.
@@ -111,7 +111,7 @@ impl Filter {
 }
 
 /// The entries `filter` selects, newest first.
-pub async fn list(db: &PgPool, filter: &Filter, page: PageRequest) -> Result<Page<Entry>> {
+pub async fn list(db: &PgPool, filter: &Filter, page: PageRequest) -> Result<Page<AuditEntry>> {
     let mut items =
         QueryBuilder::new("select id, at, actor, action, target, before, after from audit_log");
     filter.push_where(&mut items);
@@ -120,7 +120,7 @@ pub async fn list(db: &PgPool, filter: &Filter, page: PageRequest) -> Result<Pag
         .push_bind(page.limit())
         .push(" offset ")
         .push_bind(page.offset());
-    let items: Vec<Entry> = items.build_query_as().fetch_all(db).await?;
+    let items: Vec<AuditEntry> = items.build_query_as().fetch_all(db).await?;
     let mut total = QueryBuilder::new("select count(*) from audit_log");
     filter.push_where(&mut total);
     let total: i64 = total.build_query_scalar().fetch_one(db).await?;

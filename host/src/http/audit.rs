@@ -10,7 +10,7 @@ use super::{
     extract::{Admin, Json, Query},
 };
 use crate::{
-    audit::{self, Entry, Filter},
+    audit::{self, AuditEntry, Filter},
     paging::{Page, PageQuery},
     state::AppState,
 };
@@ -42,7 +42,7 @@ pub struct AuditQuery {
     security(("admin_token" = [])),
     params(AuditQuery),
     responses(
-        (status = 200, body = Page<Entry>),
+        (status = 200, body = Page<AuditEntry>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -50,7 +50,7 @@ async fn list_audit(
     _: Admin,
     State(state): State<AppState>,
     Query(query): Query<AuditQuery>,
-) -> ApiResult<Json<Page<Entry>>> {
+) -> ApiResult<Json<Page<AuditEntry>>> {
     let page = PageQuery {
         page: query.page,
         size: query.size,
