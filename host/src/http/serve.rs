@@ -271,10 +271,10 @@ impl hyper::body::Body for Deadline {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if let Some(timer) = self.timer.as_mut() {
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Some(Err(Box::new(BodyTimedOut(self.within)))));
-            }
+        if let Some(timer) = self.timer.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut(self.within)))));
         }
         let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
         Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
